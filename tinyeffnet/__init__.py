@@ -1,0 +1,10 @@
+"""tinyeffnet: EfficientNetV2 from scratch, every forward and backward pass written by hand.
+
+Layout is channels-last everywhere: activations (N, H, W, C), dense conv weights (KH, KW, Cin, Cout),
+depthwise weights (KH, KW, C). See DESIGN notes in the README.
+"""
+from . import _env  # noqa: F401  (must run before numba is imported anywhere)
+
+__version__ = "0.1.0"
+
+from . import ops  # noqa: E402,F401

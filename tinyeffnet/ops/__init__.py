@@ -1,0 +1,33 @@
+"""The ops every EfficientNetV2 layer is built from: forward and backward, written by hand.
+
+Each op is a pair in the cs231n shape::
+
+    y, cache = <op>_forward(x, params..., options...)
+    grads    = <op>_backward(dy, cache)
+
+Layout is channels-last: activations (N, H, W, C), dense conv weights (KH, KW, Cin, Cout),
+depthwise weights (KH, KW, C), linear weights (Cin, Cout). float32 and float64; the dtype that goes
+in comes out.
+
+Two tiers share these names: ``tinyeffnet.ops.reference`` (plain NumPy, short and obviously right)
+and the public functions here (Numba-compiled CPU kernels), which are tested against the reference.
+"""
+from .conv2d import conv2d_forward, conv2d_backward
+from .depthwise import depthwise_conv2d_forward, depthwise_conv2d_backward
+from .batchnorm import batchnorm_forward, batchnorm_backward
+from .activations import silu_forward, silu_backward, sigmoid_forward, sigmoid_backward
+from .pooling import global_avg_pool_forward, global_avg_pool_backward
+from .linear import linear_forward, linear_backward
+from .losses import softmax_cross_entropy
+from .regularization import dropout_forward, dropout_backward, drop_path_forward, drop_path_backward
+
+__all__ = [
+    "conv2d_forward", "conv2d_backward",
+    "depthwise_conv2d_forward", "depthwise_conv2d_backward",
+    "batchnorm_forward", "batchnorm_backward",
+    "silu_forward", "silu_backward", "sigmoid_forward", "sigmoid_backward",
+    "global_avg_pool_forward", "global_avg_pool_backward",
+    "linear_forward", "linear_backward",
+    "softmax_cross_entropy",
+    "dropout_forward", "dropout_backward", "drop_path_forward", "drop_path_backward",
+]
