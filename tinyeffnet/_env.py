@@ -18,9 +18,25 @@ def _default_cache_dir() -> str:
     return os.path.join(base, "tinyeffnet", "numba")
 
 
+# What the user had before we set anything: benchmarks restore it for PyTorch's own process, so
+# that torch runs with its usual settings.
+USER_ENV = {name: os.environ.get(name) for name in ("OMP_WAIT_POLICY", "NUMBA_CACHE_DIR")}
+
+
 def apply_defaults() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("NUMBA_CACHE_DIR", _default_cache_dir())
+
+
+def user_environment() -> dict:
+    """A copy of os.environ with tinyeffnet's defaults taken out again (for foreign subprocesses)."""
+    env = dict(os.environ)
+    for name, value in USER_ENV.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
 
 
 apply_defaults()

@@ -1,0 +1,1 @@
+"""Benchmarks against PyTorch (`tinyeffnet bench ...`). Never part of the tests' pass/fail."""
