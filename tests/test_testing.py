@@ -86,3 +86,20 @@ def test_compare_checks_shape_and_dtype():
 def test_torch_is_the_oracle_not_optional():
     # The parity tests import torch at module level: a CI without torch fails instead of skipping.
     assert torch.__version__
+
+
+def test_upstream_gradient_is_not_the_input_drawn_with_the_same_seed():
+    # A real trap found while building the self-check: inputs drawn with default_rng(0) and a dy drawn
+    # with default_rng(0) are the same numbers, and BatchNorm's dx vanishes for dy == x.
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    seen = {}
+
+    def forward(v):
+        return v.copy(), None
+
+    def backward(dy, cache):
+        seen["dy"] = dy
+        return (dy,)
+
+    gradcheck(forward, backward, [x], seed=0)
+    assert not np.allclose(seen["dy"], x)

@@ -1,0 +1,99 @@
+"""Dropout and drop path (stochastic depth) in plain NumPy (tier 1).
+
+Dimensions: N batch, then any shape, e.g. (N, H, W, C) or (N, C). p is the drop probability.
+
+Dropout (before the classifier): one coin per ELEMENT,
+
+    keep ~ Bernoulli(1 - p)           (x's shape)
+    y = x * keep / (1 - p)            dx = dy * keep / (1 - p)
+
+Drop path (stochastic depth, on the residual branch of MBConv blocks): one coin per SAMPLE, so a
+whole block's branch is skipped for that sample (torchvision StochasticDepth(p, "row"), TF drop_connect):
+
+    keep_n ~ Bernoulli(1 - p)         (N, 1, 1, 1) for 4-D x, (N, 1) for 2-D
+    y = x * keep / (1 - p)            dx = dy * keep / (1 - p)
+
+Dividing by 1 - p keeps the expected value: E[y] = x, so nothing changes at eval time, where both are
+the identity. The coins come from ``rng``, a numpy Generator the caller owns, so runs are repeatable:
+keep = (u >= p) with u uniform in [0, 1) drawn in x's dtype, which has probability 1 - p.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._checks import as_float_array, check_probability, check_shape
+
+
+def validate_drop_inputs(x, p, rng, training):
+    """Return (x, p) checked. rng must be a numpy Generator when coins are actually drawn."""
+    x = as_float_array("x", x)
+    if x.ndim < 1:
+        raise ValueError(f"x must have a batch axis (at least 1-D), got shape {x.shape}")
+    p = check_probability("p", p)
+    if not isinstance(training, (bool, np.bool_)):
+        raise TypeError(f"training must be True or False, got {training!r}")
+    if training and p > 0 and not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"rng must be a numpy.random.Generator (np.random.default_rng(seed)) when training with p > 0, "
+            f"got {type(rng).__name__}"
+        )
+    return x, p
+
+
+def check_drop_gradient(dy, shape, dtype) -> np.ndarray:
+    dy = as_float_array("dy", dy, dtype=dtype)
+    check_shape("dy", dy, shape)
+    return dy
+
+
+def drop_scale(p: float, dtype) -> np.generic:
+    """1 / (1 - p) in x's dtype: every kept entry is multiplied by exactly this number."""
+    return np.dtype(dtype).type(1 / (1 - p))
+
+
+def dropout_forward(x, p, rng, training=True):
+    """y = x * keep / (1 - p), keep ~ Bernoulli(1 - p) per element. Identity if p == 0 or not training.
+
+    x: any shape; p: drop probability in [0, 1); rng: numpy Generator (needed when training, p > 0).
+    Cache: (keep, scale, shape, dtype). keep is a boolean mask of x's shape (1 byte per entry, not a
+    float array), scale = 1 / (1 - p); keep is None for the identity.
+    """
+    x, p = validate_drop_inputs(x, p, rng, training)
+    if not training or p == 0:
+        return x, (None, None, x.shape, x.dtype)
+    keep = rng.random(x.shape, dtype=x.dtype) >= p                 # x's shape, bool
+    scale = drop_scale(p, x.dtype)
+    return x * keep * scale, (keep, scale, x.shape, x.dtype)
+
+
+def drop_path_forward(x, p, rng, training=True):
+    """y = x * keep_n / (1 - p), one keep_n ~ Bernoulli(1 - p) per sample n. Identity if p == 0 or not training.
+
+    x: (N, ...), e.g. (N, H, W, C); the mask has shape (N, 1, ..., 1) and broadcasts over the rest.
+    Cache: (keep, scale, shape, dtype) as in dropout_forward, keep of shape (N, 1, ..., 1).
+    """
+    x, p = validate_drop_inputs(x, p, rng, training)
+    if not training or p == 0:
+        return x, (None, None, x.shape, x.dtype)
+    mask_shape = (x.shape[0],) + (1,) * (x.ndim - 1)              # (N, 1, 1, 1)
+    keep = rng.random(mask_shape, dtype=x.dtype) >= p
+    scale = drop_scale(p, x.dtype)
+    return x * keep * scale, (keep, scale, x.shape, x.dtype)
+
+
+def _masked_backward(dy, cache):
+    keep, scale, shape, dtype = cache
+    dy = check_drop_gradient(dy, shape, dtype)
+    if keep is None:
+        return (dy,)
+    return (dy * keep * scale,)
+
+
+def dropout_backward(dy, cache):
+    """dx = dy * keep / (1 - p): the same mask as the forward. Returns (dx,)."""
+    return _masked_backward(dy, cache)
+
+
+def drop_path_backward(dy, cache):
+    """dx = dy * keep_n / (1 - p) per sample. Returns (dx,)."""
+    return _masked_backward(dy, cache)

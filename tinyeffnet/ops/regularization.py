@@ -1,0 +1,101 @@
+"""Dropout and drop path (stochastic depth): Numba CPU kernels (tier 2). Same math and the same coins
+as ``reference/regularization.py`` (the same rng gives the same mask in both tiers).
+
+Dimensions: N batch, R = the rest of one sample's entries (H*W*C for (N, H, W, C)); p drop probability.
+
+    dropout:    keep ~ Bernoulli(1 - p) per element (x's shape)
+    drop path:  keep_n ~ Bernoulli(1 - p) per sample (mask (N, 1, 1, 1) for 4-D x, (N, 1) for 2-D)
+    y = x * keep / (1 - p),   dx = dy * keep / (1 - p);   identity when p == 0 or not training.
+
+The coins: keep = (u >= p) with u = rng.random(shape, dtype=x.dtype) uniform in [0, 1), drawn by
+numpy outside the kernels (the caller's Generator decides them, so runs are repeatable). The kernels
+only apply the mask: one pass over x, no float mask array in memory.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .reference.regularization import check_drop_gradient, drop_scale, validate_drop_inputs
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _apply_element_mask(x, keep, scale, y):
+    """y_i = x_i * scale if keep_i else 0. x, keep, y: flat (L,)."""
+    zero = x.dtype.type(0)
+    for i in prange(x.shape[0]):
+        y[i] = x[i] * scale if keep[i] else zero
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _apply_sample_mask(x2, keep, scale, y2):
+    """y_nr = x_nr * scale if keep_n else 0. x2, y2: (N, R); keep: (N,)."""
+    n_samples, rest = x2.shape
+    zero = x2.dtype.type(0)
+    for n in prange(n_samples):
+        factor = scale if keep[n] else zero
+        for r in range(rest):
+            y2[n, r] = x2[n, r] * factor
+
+
+def dropout_forward(x, p, rng, training=True):
+    """y = x * keep / (1 - p), keep ~ Bernoulli(1 - p) per element. Identity if p == 0 or not training.
+
+    x: any shape; p: drop probability in [0, 1); rng: numpy Generator (needed when training, p > 0).
+    Returns y (x's shape and dtype; x itself for the identity) and the cache.
+    Cache: (keep, scale, shape, dtype). keep is a boolean mask of x's shape (1 byte per entry, not a
+    float array), scale = 1 / (1 - p) in x's dtype; keep is None for the identity.
+    """
+    x, p = validate_drop_inputs(x, p, rng, training)
+    if not training or p == 0:
+        return x, (None, None, x.shape, x.dtype)
+    keep = rng.random(x.shape, dtype=x.dtype) >= p                  # x's shape, bool
+    scale = drop_scale(p, x.dtype)
+    y = np.empty_like(x)
+    _apply_element_mask(x.reshape(-1), keep.reshape(-1), scale, y.reshape(-1))
+    return y, (keep, scale, x.shape, x.dtype)
+
+
+def dropout_backward(dy, cache):
+    """dx = dy * keep / (1 - p): the same mask as the forward. Returns (dx,)."""
+    keep, scale, shape, dtype = cache
+    dy = check_drop_gradient(dy, shape, dtype)
+    if keep is None:
+        return (dy,)
+    dx = np.empty_like(dy)
+    _apply_element_mask(dy.reshape(-1), keep.reshape(-1), scale, dx.reshape(-1))
+    return (dx,)
+
+
+def _per_sample(a: np.ndarray) -> np.ndarray:
+    """(N, ...) -> (N, R) view, one row per sample."""
+    return a.reshape(a.shape[0], int(np.prod(a.shape[1:])))
+
+
+def drop_path_forward(x, p, rng, training=True):
+    """y = x * keep_n / (1 - p), one keep_n ~ Bernoulli(1 - p) per sample n. Identity if p == 0 or not training.
+
+    x: (N, ...), e.g. (N, H, W, C); the mask has shape (N, 1, ..., 1) and broadcasts over the rest.
+    Returns y (x's shape and dtype; x itself for the identity) and the cache.
+    Cache: (keep, scale, shape, dtype) as in dropout_forward, keep of shape (N, 1, ..., 1).
+    """
+    x, p = validate_drop_inputs(x, p, rng, training)
+    if not training or p == 0:
+        return x, (None, None, x.shape, x.dtype)
+    mask_shape = (x.shape[0],) + (1,) * (x.ndim - 1)               # (N, 1, 1, 1)
+    keep = rng.random(mask_shape, dtype=x.dtype) >= p
+    scale = drop_scale(p, x.dtype)
+    y = np.empty_like(x)
+    _apply_sample_mask(_per_sample(x), keep.reshape(-1), scale, _per_sample(y))
+    return y, (keep, scale, x.shape, x.dtype)
+
+
+def drop_path_backward(dy, cache):
+    """dx = dy * keep_n / (1 - p) per sample. Returns (dx,)."""
+    keep, scale, shape, dtype = cache
+    dy = check_drop_gradient(dy, shape, dtype)
+    if keep is None:
+        return (dy,)
+    dx = np.empty_like(dy)
+    _apply_sample_mask(_per_sample(dy), keep.reshape(-1), scale, _per_sample(dx))
+    return (dx,)
