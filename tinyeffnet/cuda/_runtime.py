@@ -1,0 +1,142 @@
+"""The plumbing every CUDA kernel module shares: the guarded numba.cuda import, the launch rule,
+the kernel registry (for the PTX checks) and the input checks for device arrays.
+
+Launch rule (every kernel of this package uses it, so one paragraph explains them all): a kernel is a
+1-D grid of blocks of THREADS_PER_BLOCK threads, and each thread walks a *grid-stride loop*
+
+    for idx in range(cuda.grid(1), total, cuda.gridsize(1)):      # idx = this thread's work item
+        ...
+
+so thread t handles items t, t + G, t + 2G, ... (G = threads in the grid). With enough blocks every
+thread gets exactly one item ("one thread per output element"); the grid is capped at MAX_BLOCKS
+blocks so that huge tensors reuse threads instead of launching millions of blocks. Neighbouring
+threads get neighbouring idx, and idx runs over the LAST axis fastest (channels-last C), so the
+threads of a warp read neighbouring addresses: coalesced memory access.
+
+Why the import is guarded: CUDA is optional (``pip install "tinyeffnet[cuda]"``). ``import tinyeffnet``
+and ``import tinyeffnet.cuda`` never import numba.cuda; the kernel modules do, through
+``load_cuda()``, which turns a missing numba-cuda into one clear error.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..ops._checks import FLOAT_DTYPES
+
+THREADS_PER_BLOCK = 128
+MAX_BLOCKS = 8192
+
+
+def load_cuda():
+    """Return the ``numba.cuda`` module, or raise CudaUnavailableError with the install hint."""
+    from . import _numba_cuda
+
+    return _numba_cuda()
+
+
+cuda = load_cuda()
+
+
+# ---------------------------------------------------------------------------------------- kernels
+class KernelSpec(NamedTuple):
+    """One kernel: its plain Python function and its signature with ``{t}`` for the float type."""
+
+    name: str
+    py_func: object
+    signature: str
+
+    def signature_for(self, float_type: str) -> str:
+        return self.signature.format(t=float_type)
+
+
+KERNELS: list[KernelSpec] = []
+
+
+def kernel(signature: str):
+    """Decorator: register ``py_func`` with its signature template, return the lazily compiled kernel.
+
+    ``signature`` is a numba signature with ``{t}`` standing for float32 / float64, for example
+    ``"void({t}[::1], {t}[::1])"``. The kernel itself is compiled on first launch for the argument
+    types it gets (float32 or float64); the template is what tests/cuda/test_ptx.py compiles to PTX.
+    """
+
+    def register(py_func):
+        KERNELS.append(KernelSpec(f"{py_func.__module__}.{py_func.__name__}", py_func, signature))
+        return cuda.jit(fastmath=True)(py_func)
+
+    return register
+
+
+def launch(compiled_kernel, work_items: int, *args) -> None:
+    """Run ``compiled_kernel(*args)`` on a 1-D grid big enough for ``work_items`` threads (see above)."""
+    if work_items <= 0:
+        return
+    threads = min(THREADS_PER_BLOCK, work_items)
+    blocks = min(MAX_BLOCKS, -(-work_items // threads))
+    compiled_kernel[blocks, threads](*args)
+
+
+# ------------------------------------------------------------------------------- device arrays
+def is_numba_device_array(x) -> bool:
+    """True for a numba device array (a real one, or the simulator's stand-in)."""
+    return cuda.devicearray.is_cuda_ndarray(x)
+
+
+def is_device_array(x) -> bool:
+    """True for a numba device array, or any object that speaks the CUDA array interface."""
+    return is_numba_device_array(x) or hasattr(x, "__cuda_array_interface__")
+
+
+def empty(shape, dtype):
+    """An uninitialised device array (every kernel that receives one writes all its entries)."""
+    return cuda.device_array(tuple(int(s) for s in shape), dtype=np.dtype(dtype))
+
+
+def as_device_float_array(name: str, x, ndim: int | None = None, dtype=None):
+    """Return ``x`` as a C-contiguous float32/float64 device array, or raise a clear error.
+
+    The device twin of ``ops._checks.as_float_array``: a host numpy array is refused (the caller moves
+    data explicitly with ``tinyeffnet.cuda.to_device``; a silent copy per layer would hide the cost),
+    wrong dtype -> TypeError, wrong ndim -> ValueError, dtype unlike the input's -> TypeError
+    ("mixed dtypes"). A non-contiguous device view is copied once into C order on the device.
+    """
+    if isinstance(x, np.ndarray):
+        raise TypeError(
+            f"{name} must be a CUDA device array, got a numpy.ndarray on the host: "
+            f"move it with tinyeffnet.cuda.to_device({name})"
+        )
+    if not is_device_array(x):
+        raise TypeError(f"{name} must be a CUDA device array of float32 or float64, got {type(x).__name__}")
+    if not is_numba_device_array(x):
+        x = cuda.as_cuda_array(x)  # e.g. a torch or cupy CUDA tensor: a zero-copy numba view
+    if np.dtype(x.dtype) not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {x.dtype}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got {x.ndim}-D array of shape {x.shape}")
+    if dtype is not None and np.dtype(x.dtype) != np.dtype(dtype):
+        raise TypeError(f"mixed dtypes: {name} has dtype {x.dtype} but the input has dtype {np.dtype(dtype)}")
+    if not x.is_c_contiguous():
+        from .elementwise import contiguous_copy  # late: elementwise imports this module
+
+        x = contiguous_copy(x)
+    return x
+
+
+def check_device_shape(name: str, x, expected: tuple) -> None:
+    if tuple(x.shape) != tuple(expected):
+        raise ValueError(f"{name} must have shape {tuple(expected)}, got {tuple(x.shape)}")
+
+
+def check_gradient(name: str, dy, shape: tuple, dtype):
+    """An upstream gradient: a device array of the forward output's shape and dtype."""
+    dy = as_device_float_array(name, dy, dtype=dtype)
+    check_device_shape(name, dy, shape)
+    return dy
+
+
+def scalar(value, dtype):
+    """A Python number as a numpy scalar of the kernel's float type (a bare Python float would be
+    passed as float64 and turn a float32 kernel's arithmetic into float64)."""
+    return np.dtype(dtype).type(value)
