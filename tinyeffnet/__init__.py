@@ -8,3 +8,6 @@ from . import _env  # noqa: F401  (must run before numba is imported anywhere)
 __version__ = "0.1.0"
 
 from . import ops  # noqa: E402,F401
+from .models import create_model, list_models  # noqa: E402,F401
+
+__all__ = ["ops", "create_model", "list_models"]

@@ -1,0 +1,131 @@
+"""The EfficientNetV2 network: stem, stages of (Fused-)MBConv blocks, head, classifier.
+
+Dimension legend
+    N batch   H, W image height, width   C0 stem channels   Ch head channels (1280 for S/M/L)
+    classes   number of outputs
+
+    x       (N, H, W, 3)
+    stem    SiLU(BN(conv3x3 stride 2))           (N, H/2, W/2, C0)
+    stages  Fused-MBConv stages, then MBConv stages (config.py), each halving H, W when its stride is 2
+    head    SiLU(BN(conv1x1))                    (N, h, w, Ch)
+    pool    mean over h, w                       (N, Ch)
+    dropout (training only)                      (N, Ch)
+    logits  linear                               (N, classes)
+
+Backward runs the same list in reverse, each module's backward taking the gradient of its output
+and returning the gradient of its input:
+
+    d_features = classifier.backward(dlogits) -> dropout -> pool -> head -> stages (last block
+    first) -> stem -> dx (N, H, W, 3)
+
+Stochastic depth: block i of the B blocks of the whole network (i counted from 0 across stages)
+gets drop-path probability drop_path_rate * i / B (torchvision's rule; the first block never drops).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..nn import ConvBNAct, Dropout, FusedMBConv, GlobalAvgPool, Linear, MBConv, Module, ModuleList, Sequential
+from .config import Stage, round_filters, scale_stages
+
+
+def _resolve_padding(padding):
+    if padding is None or padding == "symmetric":
+        return None  # each conv pads (K - 1) // 2 on every side, like torchvision
+    if padding == "same":
+        return "same"
+    raise ValueError(f'padding must be None (symmetric, torchvision), "symmetric" or "same" (TensorFlow), got {padding!r}')
+
+
+def _as_stages(stages) -> tuple:
+    rows = tuple(stage if isinstance(stage, Stage) else Stage(*stage) for stage in stages)
+    if not rows:
+        raise ValueError("an EfficientNetV2 needs at least one stage")
+    for index in range(1, len(rows)):
+        if rows[index].in_ch != rows[index - 1].out_ch:
+            raise ValueError(f"stage {index} has in_ch {rows[index].in_ch} but stage {index - 1} "
+                             f"has out_ch {rows[index - 1].out_ch}; they must be equal")
+    return rows
+
+
+class EfficientNetV2(Module):
+    """EfficientNetV2 built from a stage table (see config.py); ``models.create_model`` builds the
+    named variants.
+
+    A custom network is a few lines. For 32x32 images, 10 classes::
+
+        from tinyeffnet.models import EfficientNetV2, Stage
+        model = EfficientNetV2([
+            #     block     r  k  s  e  in  out  se
+            Stage("fused",  1, 3, 1, 1, 16, 16),
+            Stage("fused",  2, 3, 2, 4, 16, 32),
+            Stage("mbconv", 2, 3, 2, 4, 32, 64, 0.25),
+        ], num_classes=10, head_channels=256)
+        logits = model(x)                  # x: (N, 32, 32, 3) float32 -> (N, 10)
+        dx = model.backward(dlogits)       # fills p.grad for every p in model.parameters()
+
+    stages:         Stage rows (or plain tuples in the same order); stem width = stages[0].in_ch
+    width, depth:   multipliers applied with round_filters / round_repeats (to stages and head)
+    head_channels:  features of the 1x1 head conv (before width rounding)
+    drop_rate:      dropout before the classifier; drop_path_rate: stochastic depth (see module doc)
+    padding:        None (symmetric, torchvision) or "same" (TensorFlow, for ported TF weights)
+    bn_eps:         BatchNorm epsilon (1e-3 in every official EfficientNetV2)
+    dtype, seed:    parameter dtype (float32, or float64 for gradient checks) and the init seed;
+                    the same seed also seeds the dropout / drop-path generator (``set_rng``)
+    """
+
+    def __init__(self, stages, num_classes: int = 1000, *, width: float = 1.0, depth: float = 1.0,
+                 head_channels: int = 1280, drop_rate: float = 0.2, drop_path_rate: float = 0.2,
+                 padding=None, bn_eps: float = 1e-3, in_channels: int = 3, dtype=np.float32, seed: int = 0):
+        super().__init__()
+        stages = scale_stages(_as_stages(stages), width, depth)
+        _as_stages(stages)  # the scaled table must still chain
+        padding = _resolve_padding(padding)
+        rng = np.random.default_rng(seed)
+        unit = dict(padding=padding, bn_eps=bn_eps, rng=rng, dtype=dtype)
+        self.config = stages
+        self.num_classes = num_classes
+        head = round_filters(head_channels, width)
+
+        self.stem = ConvBNAct(in_channels, stages[0].in_ch, 3, 2, **unit)
+        total_blocks = sum(stage.repeats for stage in stages)
+        self.stages = ModuleList()
+        block_index = 0
+        for stage in stages:
+            blocks = Sequential()
+            for repeat in range(stage.repeats):
+                in_ch = stage.in_ch if repeat == 0 else stage.out_ch
+                stride = stage.stride if repeat == 0 else 1
+                rate = drop_path_rate * block_index / total_blocks
+                if stage.block == "fused":
+                    block = FusedMBConv(in_ch, stage.out_ch, stage.kernel, stride, stage.expand, rate, **unit)
+                else:
+                    block = MBConv(in_ch, stage.out_ch, stage.kernel, stride, stage.expand, stage.se, rate, **unit)
+                blocks.append(block)
+                block_index += 1
+            self.stages.append(blocks)
+        self.head = ConvBNAct(stages[-1].out_ch, head, 1, **unit)
+        self.pool = GlobalAvgPool()
+        self.dropout = Dropout(drop_rate)
+        self.classifier = Linear(head, num_classes, rng=rng, dtype=dtype)
+        self.set_rng(np.random.default_rng(seed))
+
+    def forward(self, x):
+        h = self.stem(x)                          # (N, H/2, W/2, C0)
+        for stage in self.stages:
+            h = stage(h)                          # (N, h, w, stage out_ch)
+        h = self.head(h)                          # (N, h, w, Ch)
+        features = self.dropout(self.pool(h))     # (N, Ch)
+        return self.classifier(features)          # (N, classes)
+
+    def backward(self, dlogits):
+        """Backward of the whole network: fills every parameter's .grad, returns dx (N, H, W, 3)."""
+        d_features = self.dropout.backward(self.classifier.backward(dlogits))  # (N, Ch)
+        dh = self.head.backward(self.pool.backward(d_features))                # (N, h, w, last out_ch)
+        for stage in reversed(list(self.stages)):
+            dh = stage.backward(dh)
+        return self.stem.backward(dh)             # (N, H, W, 3)
+
+    def extra_repr(self) -> str:
+        blocks = sum(stage.repeats for stage in self.config)
+        return f"{len(self.config)} stages, {blocks} blocks, {self.num_parameters():,} params"
