@@ -26,6 +26,27 @@ def _cmd_bench(args) -> int:
                                 progress=lambda msg: print(msg, file=sys.stderr))
         print(json.dumps(summary, indent=1) if args.json else bench_ops.format_table(summary))
         return 0
+    if args.what == "train-step":
+        from .bench import train_step
+
+        results = train_step.run(sizes=tuple(args.sizes), batch=args.batch, rounds=args.rounds,
+                                 progress=lambda msg: print(msg, file=sys.stderr))
+        print(json.dumps(results, indent=1) if args.json else train_step.format_table(results))
+        return 0
+    if args.what == "profile":
+        from .bench import train_step
+
+        size = args.sizes[0]
+        result = train_step.profile(size=size, batch=args.batch)
+        print(json.dumps(result, indent=1) if args.json else train_step.format_profile(result, size, args.batch))
+        return 0
+    if args.what == "progressive":
+        from .bench import progressive
+
+        results = progressive.run(out=args.out, epochs=args.epochs)
+        print(progressive.format_table(results))
+        print(f"wrote {args.out}/progressive.json and progressive.png")
+        return 0
     if args.what == "gpu":
         from .bench import gpu
 
@@ -80,11 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_gradcheck)
 
     p = sub.add_parser("bench", help="benchmarks against PyTorch (each contender in its own process)")
-    p.add_argument("what", choices=["ops", "gpu"],
+    p.add_argument("what", choices=["ops", "train-step", "profile", "progressive", "gpu"],
                    help="ops: forward+backward per op at EfficientNetV2-S shapes (CPU); "
+                        "train-step: EfficientNetV2-S training step, cold/warm start, peak memory vs PyTorch; "
+                        "profile: time per op family in one training step; "
+                        "progressive: default training with and without progressive learning; "
                         "gpu: every CUDA check and timing on a real GPU, in one command")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds per contender (default 3)")
-    p.add_argument("--repeats", type=int, default=20, help="timed calls per op per round (default 20)")
+    p.add_argument("--repeats", type=int, default=20, help="ops: timed calls per op per round (default 20)")
+    p.add_argument("--sizes", type=int, nargs="+", default=[128, 224], help="train-step/profile: image sizes")
+    p.add_argument("--batch", type=int, default=8, help="train-step/profile: batch size (default 8)")
+    p.add_argument("--out", default="runs/bench_progressive", help="progressive: output folder")
+    p.add_argument("--epochs", type=int, default=None, help="progressive: epochs (default: the train default)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=_cmd_bench)
 

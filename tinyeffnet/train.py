@@ -383,7 +383,9 @@ class Trainer:
         if self.ema is not None:
             self.ema.update()
         self.counters.global_step += 1
-        return loss, int(np.sum(np.argmax(logits, axis=1) == labels))
+        # With mixup the image is mostly image[perm] when lam < 0.5: score against its main label.
+        main_labels = labels if perm is None or lam >= 0.5 else labels[perm]
+        return loss, int(np.sum(np.argmax(logits, axis=1) == main_labels))
 
     def run_epoch(self, stage: StageSettings, bar) -> dict:
         c = self.counters
