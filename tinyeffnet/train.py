@@ -49,11 +49,13 @@ class TrainingDiverged(RuntimeError):
 @dataclass
 class TrainConfig:
     """Every setting of a run. The defaults are the README's main job: efficientnetv2_tiny on the
-    built-in shapes dataset, four progressive stages from 24 to 40 px, evaluated at 48 px."""
+    built-in shapes dataset, four progressive stages from 32 to 48 px, evaluated at 48 px (the final
+    training size: these 10-class shapes are small images, and a larger eval size than the last
+    training size cost accuracy in our runs)."""
 
     model: str = "efficientnetv2_tiny"
     data: str | None = None              # None: the built-in ShapesDataset; else an image folder
-    train_samples: int = 6000            # built-in data only
+    train_samples: int = 8000            # built-in data only
     val_samples: int = 1000
     val_fraction: float = 0.1            # image folder: share of images held out for validation
     epochs: int = 12
@@ -68,12 +70,12 @@ class TrainConfig:
     ema_decay: float = 0.995             # 0 disables the EMA; evaluation uses the EMA weights
     progressive: bool = True
     stages: int = 4
-    min_size: int = 24                   # S_0
-    max_size: int = 40                   # S_e, the last training size
-    eval_size: int = 48                  # the paper evaluates about 20% larger than S_e
+    min_size: int = 32                   # S_0
+    max_size: int = 48                   # S_e, the last training size
+    eval_size: int = 48                  # validation size (the paper's ImageNet runs: ~20% above S_e)
     dropout: tuple = (0.05, 0.2)         # (first stage, last stage)
-    randaug: tuple = (0.0, 6.0)          # RandAugment magnitude on the 0..30 scale
-    mixup: tuple = (0.0, 0.2)            # mixup alpha (0 = off)
+    randaug: tuple = (0.0, 5.0)          # RandAugment magnitude on the 0..30 scale
+    mixup: tuple = (0.0, 0.1)            # mixup alpha (0 = off)
     seed: int = 0
     out: str = "runs/shapes"
 

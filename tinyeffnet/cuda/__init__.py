@@ -10,8 +10,16 @@ signatures, taking and returning numba device arrays (channels-last, float32 or 
 
 One file per op family, as in ``tinyeffnet.ops`` (conv2d, depthwise, batchnorm, activations, pooling,
 linear, losses, regularization), plus ``gemm`` (the tiled matrix multiply), ``elementwise`` (residual
-add, Squeeze-Excite gate, fills, SGD update, sums) and ``_runtime`` (the launch rule every kernel
-follows, the kernel registry, device-array checks). Each kernel is a plain Python function (one
+add, Squeeze-Excite gate, fills, copies, SGD update, sums), ``training`` (``SGD`` on device arrays and
+``train_step``, a whole training step on the GPU) and ``_runtime`` (the launch rule every kernel
+follows, the kernel registry, device-array checks).
+
+A whole model on the GPU (every layer dispatches through ``tinyeffnet.backend``)::
+
+    >>> model = tinyeffnet.create_model("efficientnetv2_s").to("cuda")   # parameters, grads, BN stats
+    >>> opt = tc.SGD(model.parameters(), lr=0.1, momentum=0.9)           # tinyeffnet.optim.SGD's API
+    >>> loss, logits = tc.train_step(model, tc.to_device(images), labels, opt)  # no host round trip
+    >>> model.to("cpu")                                                  # everything back in numpy Each kernel is a plain Python function (one
 thread's work) compiled by ``cuda.jit``; ``tests/cuda/test_ptx.py`` compiles every one of them to PTX.
 
 CUDA is optional. ``import tinyeffnet`` and ``import tinyeffnet.cuda`` work without numba-cuda; the
@@ -45,12 +53,22 @@ _EXPORTS = {
     # the extra kernels the blocks, the loss and the optimisers need
     "add": "elementwise", "axpy": "elementwise", "fill": "elementwise", "zeros": "elementwise",
     "sgd_step": "elementwise", "total": "elementwise", "column_sums": "elementwise",
-    "channel_gate_forward": "elementwise", "channel_gate_backward": "elementwise",
+    "channel_gate_forward": "elementwise", "channel_gate_backward": "elementwise", "copy": "elementwise",
     "matmul": "gemm",
+    # the model level: SGD on device arrays, one training step on the device
+    "SGD": "training", "train_step": "training",
 }
 
-OPS = [name for name, module in _EXPORTS.items() if module not in ("elementwise", "gemm")]
-__all__ = ["is_available", "to_device", "to_host", "CudaUnavailableError", "INSTALL_HINT", *_EXPORTS]
+OPS = [name for name, module in _EXPORTS.items() if module not in ("elementwise", "gemm", "training")]
+__all__ = ["is_available", "require_available", "to_device", "to_host", "CudaUnavailableError", "INSTALL_HINT",
+           "NO_GPU_HINT", *_EXPORTS]
+
+NO_GPU_HINT = (
+    "no CUDA GPU is visible here (numba.cuda.is_available() is False: no NVIDIA GPU, or no driver). "
+    'tinyeffnet\'s CUDA target needs an NVIDIA GPU with its driver and numba-cuda (pip install "tinyeffnet[cuda]"); '
+    "without a GPU, NUMBA_ENABLE_CUDASIM=1 (set before Python starts) runs the kernels in numba's CUDA "
+    "simulator, slowly"
+)
 
 
 class CudaUnavailableError(ImportError):
@@ -71,6 +89,24 @@ def is_available() -> bool:
         return bool(_numba_cuda().is_available())
     except Exception:  # no numba-cuda, no driver, a broken install: all mean "not available"
         return False
+
+
+def require_available() -> None:
+    """Raise RuntimeError saying what is missing when CUDA kernels cannot run here; None when they can.
+
+    Two causes, two messages: numba-cuda is not installed (INSTALL_HINT: ``pip install "tinyeffnet[cuda]"``),
+    or it is installed but no GPU is visible (NO_GPU_HINT, which also names the simulator).
+    """
+    try:
+        numba_cuda = _numba_cuda()
+    except CudaUnavailableError as error:
+        raise RuntimeError(f"cannot use CUDA: {error}") from error
+    try:
+        available = bool(numba_cuda.is_available())
+    except Exception as error:  # a broken driver install: report it as "not visible", with the cause
+        raise RuntimeError(f"{NO_GPU_HINT}. Error: {error}") from error
+    if not available:
+        raise RuntimeError(NO_GPU_HINT)
 
 
 def to_device(array):

@@ -4,6 +4,7 @@ Dimension legend: L = number of entries of a flattened array; N batch, H, W, C c
 P = H*W pixels per image; M rows and C columns of a (M, C) matrix; B rows per chunk of a reduction.
 
     fill:          a_i = v
+    copy:          out_i = a_i                             (a device-to-device memcpy, no kernel)
     add:           out_i = a_i + b_i                       (residual: y = x + branch(x))
     axpy:          y_i = y_i + alpha x_i                   (in place; gradient accumulation)
     sgd_step:      d = g + wd p;  buf = d (first step) | momentum buf + d
@@ -188,6 +189,18 @@ def fill(a, value) -> None:
     """a[...] = value, in place on the device."""
     a = as_device_float_array("a", a)
     launch(_fill_kernel, a.size, flat(a), scalar(value, a.dtype))
+
+
+def copy(a):
+    """A new C-contiguous device array equal to ``a`` (same shape and dtype), copied on the device.
+
+    The first gradient a Parameter receives is copied (as the CPU path's np.array(g, copy=True)), so
+    that a later in-place accumulation never writes into an array an op still holds.
+    """
+    a = as_device_float_array("a", a)
+    out = empty(a.shape, a.dtype)
+    out.copy_to_device(a)  # device -> device
+    return out
 
 
 def add(a, b):

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import backend
 from .layers import ConvBNAct, DropPath, GlobalAvgPool, Linear, Sigmoid, SiLU
 from .module import Module
 
@@ -74,21 +75,21 @@ class SqueezeExcite(Module):
         s = self.pool(x)                          # (N, C)
         z = self.act(self.reduce(s))              # (N, Cr)
         g = self.gate(self.expand(z))             # (N, C)
-        self._cache = (x, g)
-        return x * g[:, None, None, :]            # (N, H, W, C)
+        y, self._cache = backend.channel_gate_forward(x, g)  # y = x * g[:, None, None, :]  (N, H, W, C)
+        return y
 
     def backward(self, dy):
         if self._cache is None:
             raise RuntimeError("SqueezeExcite.backward called without a forward")
-        (x, g), self._cache = self._cache, None
-        # path 1: through the product, gate held fixed
-        dx_product = dy * g[:, None, None, :]     # (N, H, W, C)
+        cache, self._cache = self._cache, None
+        # path 1: through the product, gate held fixed: dx_product = dy * g[:, None, None, :]
+        # path 2 starts with the gate's gradient:      dg = sum_{h,w} dy * x
+        dx_product, dg = backend.channel_gate_backward(dy, cache)  # (N, H, W, C), (N, C)
         # path 2: through the gate, back down the excite/reduce chain to the pooled input
-        dg = np.einsum("nhwc,nhwc->nc", dy, x)    # (N, C)  = sum_{h,w} dy * x
         dz = self.expand.backward(self.gate.backward(dg))    # (N, Cr)
         ds = self.reduce.backward(self.act.backward(dz))     # (N, C)
         dx_gate = self.pool.backward(ds)          # (N, H, W, C), ds / (H W) at every pixel
-        return dx_product + dx_gate
+        return backend.add(dx_product, dx_gate)   # (N, H, W, C)
 
     def extra_repr(self) -> str:
         return f"{self.channels}, squeeze={self.squeeze}"
@@ -110,14 +111,14 @@ class _ResidualBlock(Module):
         h = self.branch_forward(x)                # (N, Ho, Wo, Cout)
         if not self.use_residual:
             return h
-        return x + self.drop_path(h)              # (N, H, W, Cout), H = Ho since S = 1
+        return backend.add(x, self.drop_path(h))  # x + DropPath(h): (N, H, W, Cout), H = Ho since S = 1
 
     def backward(self, dy):
         if not self.use_residual:
             return self.branch_backward(dy)
         d_skip = dy                               # d(x + b)/dx = 1: dy flows straight to x
         d_branch = self.branch_backward(self.drop_path.backward(dy))
-        return d_skip + d_branch
+        return backend.add(d_skip, d_branch)
 
 
 class MBConv(_ResidualBlock):

@@ -27,12 +27,6 @@ import numpy as np
 
 from .parameter import Parameter
 
-CUDA_NOT_AVAILABLE = (
-    'CUDA support comes with `pip install "tinyeffnet[cuda]"` and the tinyeffnet.cuda package, '
-    "which is not yet available in this version; use to(\"cpu\")"
-)
-
-
 class Module:
     """Base class: subclasses call ``super().__init__()`` first, then assign parameters and children.
 
@@ -125,11 +119,14 @@ class Module:
                 yield prefix + name, module, name, False
 
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
-        """Copies of every parameter and buffer, by dotted name (params, then buffers, per module)."""
+        """Copies of every parameter and buffer, by dotted name (params, then buffers, per module).
+        Always numpy arrays, also for a model on the GPU (device arrays are copied to the host)."""
+        from .. import backend
+
         state = OrderedDict()
         for key, module, name, is_param in self._state_items():
             value = getattr(module, name)
-            state[key] = np.array(value.data if is_param else value, copy=True)
+            state[key] = np.array(backend.to_host(value.data if is_param else value), copy=True)
         return state
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
@@ -218,13 +215,28 @@ class Module:
         return self.astype(np.float64)
 
     def to(self, device) -> "Module":
-        """``to("cpu")`` is a no-op (arrays are numpy); ``to("cuda")`` needs tinyeffnet.cuda (not yet here)."""
+        """Move every parameter (data and grad) and every float buffer (BatchNorm's running statistics)
+        to ``"cuda"`` (numba device arrays, the current GPU) or back to ``"cpu"`` (numpy), in place.
+
+        Integer counters (num_batches_tracked) stay on the host: nothing computes with them. Arrays
+        already on the target device are kept as they are. Without CUDA, ``to("cuda")`` raises a
+        RuntimeError saying what is missing (``pip install "tinyeffnet[cuda]"``, or a visible GPU).
+        """
         device = str(device)
-        if device == "cpu":
-            return self
-        if device.startswith("cuda"):
-            raise RuntimeError(CUDA_NOT_AVAILABLE)
-        raise ValueError(f'device must be "cpu" or "cuda", got {device!r}')
+        if device != "cpu" and not device.startswith("cuda"):
+            raise ValueError(f'device must be "cpu" or "cuda", got {device!r}')
+        from .. import backend  # late: backend is imported by the layers, after this module
+
+        move = backend.mover("cpu" if device == "cpu" else "cuda")  # checks CUDA before anything moves
+        for module in self.modules():
+            for param in module._parameters.values():
+                param.data = move(param.data)
+                param.grad = None if param.grad is None else move(param.grad)
+            for name in module._buffers:
+                value = getattr(module, name)
+                if value.dtype.kind == "f":
+                    object.__setattr__(module, name, move(value))
+        return self
 
     # ----------------------------------------------------------------- printing
     def extra_repr(self) -> str:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import backend
+
 
 class Parameter:
     """A learnable tensor, like ``torch.nn.Parameter``.
@@ -32,16 +34,16 @@ class Parameter:
 
     def zero_grad(self) -> None:
         if self.grad is None:
-            self.grad = np.zeros_like(self.data)
+            self.grad = backend.zeros_like(self.data)
         else:
-            self.grad[...] = 0
+            backend.fill_zero(self.grad)
 
     def accumulate(self, g: np.ndarray) -> None:
-        """grad += g (allocating grad on first use)."""
+        """grad += g (allocating grad on first use), on the device that holds the arrays (backend.py)."""
         if self.grad is None:
-            self.grad = np.array(g, dtype=self.data.dtype, copy=True)
+            self.grad = backend.copy_as(g, self.data.dtype)
         else:
-            self.grad += g
+            backend.add_into(self.grad, g)
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype}, decay={self.decay})"
