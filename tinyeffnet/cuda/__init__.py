@@ -19,8 +19,10 @@ A whole model on the GPU (every layer dispatches through ``tinyeffnet.backend``)
     >>> model = tinyeffnet.create_model("efficientnetv2_s").to("cuda")   # parameters, grads, BN stats
     >>> opt = tc.SGD(model.parameters(), lr=0.1, momentum=0.9)           # tinyeffnet.optim.SGD's API
     >>> loss, logits = tc.train_step(model, tc.to_device(images), labels, opt)  # no host round trip
-    >>> model.to("cpu")                                                  # everything back in numpy Each kernel is a plain Python function (one
-thread's work) compiled by ``cuda.jit``; ``tests/cuda/test_ptx.py`` compiles every one of them to PTX.
+    >>> model.to("cpu")                                                  # everything back in numpy
+
+Each kernel is a plain Python function (one thread's work) compiled by ``cuda.jit``;
+``tests/cuda/test_ptx.py`` compiles every one of them to PTX.
 
 CUDA is optional. ``import tinyeffnet`` and ``import tinyeffnet.cuda`` work without numba-cuda; the
 kernels are imported on first use, and without numba-cuda that use raises ``CudaUnavailableError``

@@ -19,6 +19,7 @@ from .activations import silu_forward, silu_backward, sigmoid_forward, sigmoid_b
 from .pooling import global_avg_pool_forward, global_avg_pool_backward
 from .linear import linear_forward, linear_backward
 from .losses import softmax_cross_entropy
+from .fused import batchnorm_silu_forward, batchnorm_silu_backward
 from .regularization import dropout_forward, dropout_backward, drop_path_forward, drop_path_backward
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "linear_forward", "linear_backward",
     "softmax_cross_entropy",
     "dropout_forward", "dropout_backward", "drop_path_forward", "drop_path_backward",
+    "batchnorm_silu_forward", "batchnorm_silu_backward",
 ]

@@ -1,0 +1,127 @@
+"""BatchNorm followed by SiLU in one op (a speed path; the readable version is the two ops in a row).
+
+Every conv-BN-activation unit of EfficientNetV2 ends in BN then SiLU. Run separately, the pair makes
+four passes over the activation in forward (BN reads x, writes h; SiLU reads h, writes y) and keeps
+two activation-sized arrays for backward (x for BN, h for SiLU). Fused:
+
+    forward:   h = gamma (x - mean) inv_std + beta;   y = h sigmoid(h)        one pass after the stats
+    backward:  g = dy s (1 + h (1 - s)),  s = sigmoid(h)    (SiLU's backward, h recomputed from x)
+               dbeta = sum_m g,  dgamma = sum_m g xhat                         (one pass: g and the sums)
+               dx = gamma inv_std (g - dbeta / M - xhat dgamma / M)          (one pass)
+
+and the cache holds x alone (h is recomputed: a multiply-add per entry). Same formulas as
+``batchnorm.py`` and ``activations.py``; ``tests/ops/test_fused.py`` checks the fused op against
+``silu(batchnorm(x))`` and against finite differences.
+
+Dimensions: x is (N, H, W, C) or (N, C), viewed as (M, C) rows; statistics per channel over M rows.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ._checks import as_float_array, check_shape
+from .batchnorm import ROWS_PER_CHUNK, _channel_sums, _rows
+from .reference.batchnorm import update_running_stats, validate_batchnorm_inputs
+
+
+@njit(fastmath=True, cache=True, inline="always")
+def _sigmoid(v, one):
+    e = math.exp(-abs(v))                       # in (0, 1]: never overflows
+    r = one / (one + e)
+    return r if v >= 0 else e * r
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _bn_silu_kernel(x2, mean, scale, beta, y2):
+    """y_mc = h sigmoid(h), h = (x_mc - mean_c) scale_c + beta_c. (M, C) rows over the cores."""
+    m_rows, channels = x2.shape
+    one = x2.dtype.type(1)
+    for m in prange(m_rows):
+        for c in range(channels):
+            h = (x2[m, c] - mean[c]) * scale[c] + beta[c]
+            y2[m, c] = h * _sigmoid(h, one)
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _silu_grad_and_sums(dy2, x2, mean, inv_std, scale, beta, g2, rows_per_chunk):
+    """g = SiLU'(h) dy written to g2, and per channel sum_m g (dbeta) and sum_m g xhat (dgamma).
+
+    Rows split into chunks; each chunk owns one row of the partial buffers (race-free)."""
+    m_rows, channels = x2.shape
+    one = x2.dtype.type(1)
+    chunks = (m_rows + rows_per_chunk - 1) // rows_per_chunk
+    partial_g = np.zeros((chunks, channels), dtype=x2.dtype)           # (chunks, C)
+    partial_g_xhat = np.zeros((chunks, channels), dtype=x2.dtype)      # (chunks, C)
+    for k in prange(chunks):
+        for m in range(k * rows_per_chunk, min(m_rows, (k + 1) * rows_per_chunk)):
+            for c in range(channels):
+                xhat = (x2[m, c] - mean[c]) * inv_std[c]
+                h = (x2[m, c] - mean[c]) * scale[c] + beta[c]                 # the BN output
+                s = _sigmoid(h, one)
+                g = dy2[m, c] * s * (one + h * (one - s))
+                g2[m, c] = g
+                partial_g[k, c] += g
+                partial_g_xhat[k, c] += g * xhat
+    dbeta = np.zeros(channels, dtype=x2.dtype)                          # (C,)
+    dgamma = np.zeros(channels, dtype=x2.dtype)                         # (C,)
+    for k in range(chunks):
+        for c in range(channels):
+            dbeta[c] += partial_g[k, c]
+            dgamma[c] += partial_g_xhat[k, c]
+    return dgamma, dbeta
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _dx_kernel(g2, x2, mean, inv_std, scale, mean_g, mean_g_xhat, training, dx2):
+    """training: dx = scale (g - mean_g - xhat mean_g_xhat); eval: dx = scale g (in place into dx2)."""
+    m_rows, channels = x2.shape
+    for m in prange(m_rows):
+        for c in range(channels):
+            if training:
+                xhat = (x2[m, c] - mean[c]) * inv_std[c]
+                dx2[m, c] = scale[c] * (g2[m, c] - mean_g[c] - xhat * mean_g_xhat[c])
+            else:
+                dx2[m, c] = scale[c] * g2[m, c]
+
+
+def batchnorm_silu_forward(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-3):
+    """y = silu(batchnorm(x)): same arguments, statistics and running-stat update as batchnorm_forward.
+
+    Returns y (x's shape and dtype) and the cache (x, mean, inv_std, gamma, beta, training): x alone
+    stands in for both activations the unfused pair would keep.
+    """
+    x, momentum, eps = validate_batchnorm_inputs(x, gamma, beta, running_mean, running_var, training, momentum, eps)
+    gamma = np.ascontiguousarray(gamma)
+    beta = np.ascontiguousarray(beta)
+    x2 = _rows(x)                                                       # (M, C)
+    m_rows = x2.shape[0]
+    if training:
+        mean = _channel_sums(x2, np.empty(0, dtype=x.dtype), ROWS_PER_CHUNK) / m_rows   # (C,)
+        squares = _channel_sums(x2, mean, ROWS_PER_CHUNK)                                # (C,)
+        var = squares / m_rows
+        update_running_stats(running_mean, running_var, mean, squares / (m_rows - 1), momentum)
+    else:
+        mean = np.array(running_mean, copy=True)
+        var = np.array(running_var, copy=True)
+    inv_std = 1 / np.sqrt(var + eps)                                    # (C,)
+    y = np.empty_like(x)
+    _bn_silu_kernel(x2, mean, gamma * inv_std, beta, _rows(y))
+    return y, (x, mean, inv_std, gamma, beta, bool(training))
+
+
+def batchnorm_silu_backward(dy, cache):
+    """Gradients of batchnorm_silu_forward. Returns (dx, dgamma, dbeta): x's shape, (C,), (C,)."""
+    x, mean, inv_std, gamma, beta, training = cache
+    dy = as_float_array("dy", dy, dtype=x.dtype)
+    check_shape("dy", dy, x.shape)
+    x2, dy2 = _rows(x), _rows(dy)                                       # (M, C)
+    scale = gamma * inv_std                                             # (C,)
+    dx = np.empty_like(x)
+    g2 = _rows(dx)                  # g is written into dx's memory, then overwritten row by row by dx
+    dgamma, dbeta = _silu_grad_and_sums(dy2, x2, mean, inv_std, scale, beta, g2, ROWS_PER_CHUNK)
+    m_rows = x2.shape[0]
+    _dx_kernel(g2, x2, mean, inv_std, scale, dbeta / m_rows, dgamma / m_rows, bool(training), g2)
+    return dx, dgamma, dbeta
