@@ -1,0 +1,40 @@
+"""The walkthrough notebooks run top to bottom without an error, in fast mode, in a fresh kernel.
+
+Each notebooks/NN_name.ipynb is executed in memory with nbclient (the committed file, with its
+full-mode outputs, is never written back), with TINYEFFNET_FAST=1 so that sizes and iteration counts
+shrink to CI scale, and with the notebook folder as working directory. A notebook fails the test on
+any exception, including the `assert` lines that back the figures it claims (parity, "match: True",
+gradient checks), and on any cell that runs longer than CELL_TIMEOUT seconds.
+In fast mode the notebooks write their figures to a temporary folder, not to notebooks/figures.
+"""
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch  # noqa: F401  (the notebooks need it; a missing torch must fail here, not skip)
+from nbclient import NotebookClient
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+CELL_TIMEOUT = 300  # seconds; fast mode needs well under a minute per notebook with a warm Numba cache
+
+
+def test_notebooks_are_found():
+    assert NOTEBOOKS, f"no notebooks found in {NOTEBOOK_DIR}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_notebook_runs_in_fast_mode(path, monkeypatch):
+    monkeypatch.setenv("TINYEFFNET_FAST", "1")          # inherited by the kernel process
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:                          # a clean start: no stale outputs in memory
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    client = NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    client.execute()                                     # raises CellExecutionError on any error
+    errors = [output for cell in notebook.cells if cell.cell_type == "code"
+              for output in cell.outputs if output.get("output_type") == "error"]
+    assert not errors
+    assert "mode: fast" in "".join(output.get("text", "") for output in notebook.cells[1].outputs)
