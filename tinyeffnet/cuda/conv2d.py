@@ -32,7 +32,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..ops._checks import check_stride, conv_output_size, resolve_padding
+from ..ops._checks import conv_output_size
+from ..ops.reference.conv import check_conv_geometry
 from ._runtime import as_device_float_array, check_gradient, cuda, empty, kernel, launch
 from .gemm import matmul
 
@@ -62,17 +63,7 @@ def check_device_conv_inputs(x, w, stride, padding, depthwise: bool):
     """The device twin of ``ops.reference.conv.check_conv_inputs``: same rules, same messages."""
     x = as_device_float_array("x", x, ndim=4)
     w = as_device_float_array("w", w, ndim=3 if depthwise else 4, dtype=x.dtype)
-    kh, kw, w_channels = w.shape[:3]
-    if w_channels != x.shape[3]:
-        what = "channels" if depthwise else "input channels"
-        raise ValueError(
-            f"channel mismatch: x of shape {tuple(x.shape)} has {x.shape[3]} channels but w of shape "
-            f"{tuple(w.shape)} has {w_channels} {what} (axis 2)"
-        )
-    if kh < 1 or kw < 1:
-        raise ValueError(f"w must have a kernel of at least 1x1, got shape {tuple(w.shape)}")
-    stride = check_stride(stride)
-    pads = resolve_padding(padding, x.shape[1], x.shape[2], kh, kw, stride)
+    stride, pads = check_conv_geometry(x.shape, w.shape, stride, padding, depthwise)
     return DeviceConvCache(x, w, stride, pads)
 
 

@@ -78,18 +78,26 @@ def check_conv_inputs(x, w, stride, padding, depthwise: bool):
     """
     x = as_float_array("x", x, ndim=4)
     w = as_float_array("w", w, ndim=3 if depthwise else 4, dtype=x.dtype)
-    kh, kw, w_channels = w.shape[:3]
-    if w_channels != x.shape[3]:
+    stride, pads = check_conv_geometry(x.shape, w.shape, stride, padding, depthwise)
+    return x, w, stride, pads
+
+
+def check_conv_geometry(x_shape, w_shape, stride, padding, depthwise: bool):
+    """The shape rules shared by every tier (CPU and CUDA): w's channel axis (axis 2) equals x's C,
+    the kernel is at least 1x1, stride is an int >= 1, and the padding resolves with the kernel
+    fitting the padded input. Returns (stride, (top, bottom, left, right))."""
+    x_shape, w_shape = tuple(x_shape), tuple(w_shape)
+    kh, kw, w_channels = w_shape[:3]
+    if w_channels != x_shape[3]:
         what = "channels" if depthwise else "input channels"
         raise ValueError(
-            f"channel mismatch: x of shape {x.shape} has {x.shape[3]} channels but w of shape {w.shape} "
+            f"channel mismatch: x of shape {x_shape} has {x_shape[3]} channels but w of shape {w_shape} "
             f"has {w_channels} {what} (axis 2)"
         )
     if kh < 1 or kw < 1:
-        raise ValueError(f"w must have a kernel of at least 1x1, got shape {w.shape}")
+        raise ValueError(f"w must have a kernel of at least 1x1, got shape {w_shape}")
     stride = check_stride(stride)
-    pads = resolve_padding(padding, x.shape[1], x.shape[2], kh, kw, stride)
-    return x, w, stride, pads
+    return stride, resolve_padding(padding, x_shape[1], x_shape[2], kh, kw, stride)
 
 
 def check_upstream_gradient(dy, cache: ConvCache) -> np.ndarray:
