@@ -9,55 +9,54 @@ s = 1 / (1 + e) for x >= 0 and s = e / (1 + e) for x < 0.
 Elementwise, any shape: the kernels walk the flat (ravelled, C-contiguous) array, split over the cores
 with prange. Constants are made in the array's dtype (``one``), so float32 stays float32.
 
-Speed note: math.exp is a scalar libm call here (pip's llvmlite has no SVML), so these loops do not
-vectorise and exp dominates. A vectorisable polynomial exp is about 2-3x faster
-(shared/research/numba_engineering.md, 3.4): a later optimisation.
+Speed: exp is ``fastexp.exp_neg``. For float32 it is a polynomial the compiler vectorises (math.exp is
+a scalar libm call here: pip's llvmlite has no SVML); float64 keeps math.exp. The kernels use
+``error_model="numpy"``: Numba's default guards each division with a branch that stops vectorising.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from numba import njit, prange
 
 from ._checks import as_float_array
+from .fastexp import exp_neg
 from .reference.activations import check_gradient
 
 
-@njit(cache=True, fastmath=True)
-def _sigmoid_scalar(v, one):
+@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
+def sigmoid_scalar(v, one):
     """Stable sigmoid of one number; ``one`` is 1 in the array's dtype."""
-    e = math.exp(-abs(v))                    # in (0, 1]: never overflows
+    e = exp_neg(abs(v))                      # exp(-|v|) in (0, 1]: never overflows
     r = one / (one + e)
     return r if v >= 0 else e * r            # e / (1 + e) for v < 0
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
 def _silu_forward_kernel(x, y):
     """y_i = x_i * sigmoid(x_i). x, y: flat (L,)."""
     one = x.dtype.type(1)
     for i in prange(x.shape[0]):
-        y[i] = x[i] * _sigmoid_scalar(x[i], one)
+        y[i] = x[i] * sigmoid_scalar(x[i], one)
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
 def _silu_backward_kernel(x, dy, dx):
     """dx_i = dy_i * s_i * (1 + x_i (1 - s_i)), s_i = sigmoid(x_i). All flat (L,)."""
     one = x.dtype.type(1)
     for i in prange(x.shape[0]):
-        s = _sigmoid_scalar(x[i], one)
+        s = sigmoid_scalar(x[i], one)
         dx[i] = dy[i] * s * (one + x[i] * (one - s))
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
 def _sigmoid_forward_kernel(x, y):
     """y_i = sigmoid(x_i). x, y: flat (L,)."""
     one = x.dtype.type(1)
     for i in prange(x.shape[0]):
-        y[i] = _sigmoid_scalar(x[i], one)
+        y[i] = sigmoid_scalar(x[i], one)
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
 def _sigmoid_backward_kernel(y, dy, dx):
     """dx_i = dy_i * y_i (1 - y_i). All flat (L,)."""
     one = y.dtype.type(1)

@@ -17,24 +17,16 @@ Dimensions: x is (N, H, W, C) or (N, C), viewed as (M, C) rows; statistics per c
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
 from ._checks import as_float_array, check_shape
+from .activations import sigmoid_scalar
 from .batchnorm import ROWS_PER_CHUNK, _channel_sums, _rows
 from .reference.batchnorm import update_running_stats, validate_batchnorm_inputs
 
 
-@njit(fastmath=True, cache=True, inline="always")
-def _sigmoid(v, one):
-    e = math.exp(-abs(v))                       # in (0, 1]: never overflows
-    r = one / (one + e)
-    return r if v >= 0 else e * r
-
-
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
 def _bn_silu_kernel(x2, mean, scale, beta, y2):
     """y_mc = h sigmoid(h), h = (x_mc - mean_c) scale_c + beta_c. (M, C) rows over the cores."""
     m_rows, channels = x2.shape
@@ -42,10 +34,10 @@ def _bn_silu_kernel(x2, mean, scale, beta, y2):
     for m in prange(m_rows):
         for c in range(channels):
             h = (x2[m, c] - mean[c]) * scale[c] + beta[c]
-            y2[m, c] = h * _sigmoid(h, one)
+            y2[m, c] = h * sigmoid_scalar(h, one)
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
 def _silu_grad_and_sums(dy2, x2, mean, inv_std, scale, beta, g2, rows_per_chunk):
     """g = SiLU'(h) dy written to g2, and per channel sum_m g (dbeta) and sum_m g xhat (dgamma).
 
@@ -60,7 +52,7 @@ def _silu_grad_and_sums(dy2, x2, mean, inv_std, scale, beta, g2, rows_per_chunk)
             for c in range(channels):
                 xhat = (x2[m, c] - mean[c]) * inv_std[c]
                 h = (x2[m, c] - mean[c]) * scale[c] + beta[c]                 # the BN output
-                s = _sigmoid(h, one)
+                s = sigmoid_scalar(h, one)
                 g = dy2[m, c] * s * (one + h * (one - s))
                 g2[m, c] = g
                 partial_g[k, c] += g
@@ -74,7 +66,7 @@ def _silu_grad_and_sums(dy2, x2, mean, inv_std, scale, beta, g2, rows_per_chunk)
     return dgamma, dbeta
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
 def _dx_kernel(g2, x2, mean, inv_std, scale, mean_g, mean_g_xhat, training, dx2):
     """training: dx = scale (g - mean_g - xhat mean_g_xhat); eval: dx = scale g (in place into dx2)."""
     m_rows, channels = x2.shape
