@@ -241,11 +241,10 @@ def run_worker(contender: str, repeats: int) -> dict:
 
 def _spawn(contender: str, repeats: int) -> dict:
     """Run one worker. The file runs as a script so that the torch process never imports tinyeffnet
-    (nor Numba), and it gets the user's environment without tinyeffnet's OMP_WAIT_POLICY default."""
-    from tinyeffnet._env import user_environment
+    (nor Numba), and it gets the user's environment without tinyeffnet's thread-pool defaults."""
+    from tinyeffnet._env import worker_environment
 
-    env = user_environment()
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT, env.get("PYTHONPATH")]))
+    env = worker_environment(contender == "numba", _PACKAGE_PARENT)
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", contender, "--repeats", str(repeats)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])

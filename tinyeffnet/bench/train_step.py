@@ -72,7 +72,7 @@ def _torch_step_fn(size: int, batch: int):
         model.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(xt), yt)
         loss.backward()
-        return float(loss)
+        return loss.item()
 
     return step
 
@@ -92,10 +92,9 @@ def run_worker(contender: str, size: int, batch: int, steps: int) -> dict:
 
 
 def _spawn(contender: str, size: int, batch: int, steps: int, cache_dir: str | None = None) -> dict:
-    from tinyeffnet._env import user_environment
+    from tinyeffnet._env import worker_environment
 
-    env = user_environment()
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT, env.get("PYTHONPATH")]))
+    env = worker_environment(contender == "tinyeffnet", _PACKAGE_PARENT)
     if cache_dir is not None:
         env["NUMBA_CACHE_DIR"] = cache_dir
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", contender, "--size", str(size),
