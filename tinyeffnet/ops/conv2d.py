@@ -34,6 +34,10 @@ Fast paths: a 1x1 kernel with no padding needs no im2col at all. With stride 1, 
 already ``col`` (the expand/project convs of EfficientNet); with stride S it is the strided slice
 x[:, ::S, ::S, :].
 
+Winograd: a 3x3 stride-1 padding-1 convolution (every Fused-MBConv conv after a stage's first block)
+goes to ``winograd.py``, F(2x2, 3x3), which needs 2.25x fewer multiplications; set ``USE_WINOGRAD =
+False`` to run everything through im2col (tests compare the two).
+
 Memory choice: the cache does NOT keep ``col`` (it is KH*KW times the size of x: 9x for a 3x3, the
 Fused-MBConv and stem convs at the highest resolutions). Backward rebuilds it; im2col is one pass of
 data movement, cheap next to the two GEMMs. So the cache is the same ``ConvCache`` as the reference
@@ -44,7 +48,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from . import winograd
 from .reference.conv import ConvCache, check_conv_inputs, check_upstream_gradient
+
+USE_WINOGRAD = True  # 3x3 stride-1 padding-1 convs by Winograd F(2x2, 3x3); False: im2col for all
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -133,6 +140,8 @@ def conv2d_forward(x, w, stride=1, padding=0):
     """
     x, w, stride, pads = check_conv_inputs(x, w, stride, padding, depthwise=False)
     cache = ConvCache(x, w, stride, pads)
+    if USE_WINOGRAD and winograd.applies(w.shape, stride, pads):
+        return winograd.winograd_conv3x3_forward(x, w), cache
     n, ho, wo, cout = cache.output_shape
     col = _build_col(x, w, stride, pads, ho, wo)  # (P, K)
     y2d = np.empty((n * ho * wo, cout), dtype=x.dtype)  # (P, Cout)
@@ -150,6 +159,8 @@ def conv2d_backward(dy, cache: ConvCache):
     """
     dy = check_upstream_gradient(dy, cache)
     x, w, stride, pads = cache
+    if USE_WINOGRAD and winograd.applies(w.shape, stride, pads):
+        return winograd.winograd_conv3x3_backward(dy, x, w)
     n, h, width, cin = x.shape
     kh, kw, _, cout = w.shape
     _, ho, wo, _ = dy.shape

@@ -1,0 +1,129 @@
+"""Winograd F(2x2, 3x3): its hand-written transforms, and the op against im2col, the NumPy tier,
+finite differences and PyTorch.
+
+The conv2d tests (test_conv2d.py) also run through this path for every 3x3 stride-1 padding-1 case of
+their grid; this file adds odd sizes, single-tile inputs, float32 error bounds and the dispatch itself.
+"""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tinyeffnet.ops import conv2d, reference, winograd
+from tinyeffnet.testing import gradcheck, torch_parity
+
+# (N, H, W, Cin, Cout): even and odd sizes (an odd size adds a dropped output row/column), a single
+# pixel, a single row, one channel, and a medium case with many tile rows per thread.
+SHAPES = [(2, 6, 6, 3, 4), (1, 5, 7, 2, 3), (2, 1, 1, 2, 2), (1, 1, 6, 1, 1), (1, 3, 2, 1, 1),
+          (3, 9, 4, 5, 2), (2, 16, 14, 8, 12)]
+IDS = ["x".join(map(str, s)) for s in SHAPES]
+
+
+def _sample(shape, dtype, seed=0):
+    n, h, w, cin, cout = shape
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n, h, w, cin)).astype(dtype),
+            rng.standard_normal((3, 3, cin, cout)).astype(dtype),
+            np.random.default_rng(seed + 100).standard_normal((n, h, w, cout)).astype(dtype))
+
+
+def _apply(fn, matrix_cols):
+    """The hand-written 1-D transform applied to each unit vector: the columns of its matrix."""
+    columns = [fn(*np.eye(matrix_cols)[k]) for k in range(matrix_cols)]
+    return np.array(columns).T
+
+
+def test_hand_written_transforms_are_the_matrices():
+    assert np.array_equal(_apply(winograd._bt.py_func, 4), winograd.B_T)
+    assert np.array_equal(_apply(winograd._b.py_func, 4), winograd.B_T.T)
+    assert np.array_equal(_apply(winograd._at.py_func, 4), winograd.A_T)
+    assert np.array_equal(_apply(winograd._a.py_func, 2), winograd.A_T.T)
+
+
+def test_one_dimensional_f23_identity():
+    # y = A^T [(G g) * (B^T d)] equals the direct 3-tap correlation, for random d and g.
+    rng = np.random.default_rng(1)
+    d, g = rng.standard_normal(4), rng.standard_normal(3)
+    direct = np.array([d[0:3] @ g, d[1:4] @ g])
+    np.testing.assert_allclose(winograd.A_T @ ((winograd.G @ g) * (winograd.B_T @ d)), direct, rtol=1e-14)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
+def test_float64_equals_the_numpy_tier(shape):
+    x, w, dy = _sample(shape, np.float64)
+    y_ref, cache = reference.conv2d_forward(x, w, 1, 1)
+    dx_ref, dw_ref = reference.conv2d_backward(dy, cache)
+    y = winograd.winograd_conv3x3_forward(x, w)
+    dx, dw = winograd.winograd_conv3x3_backward(dy, x, w)
+    for ours, ref in ((y, y_ref), (dx, dx_ref), (dw, dw_ref)):
+        assert ours.shape == ref.shape and ours.dtype == np.float64
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12 * max(1.0, np.abs(ref).max()))
+
+
+@pytest.mark.parametrize("shape", [(8, 32, 32, 48, 64), (4, 17, 15, 24, 24)], ids=["stage2-like", "odd"])
+def test_float32_error_is_close_to_im2col(monkeypatch, shape):
+    # Against float64 ground truth. im2col in float32 is the baseline; Winograd adds a few additions in
+    # the transforms, so it may be somewhat less accurate, but within 4x of im2col and below 5e-6.
+    x, w, dy = _sample(shape, np.float32)
+    y_ref, cache = reference.conv2d_forward(x.astype(np.float64), w.astype(np.float64), 1, 1)
+    truth = (y_ref, *reference.conv2d_backward(dy.astype(np.float64), cache))
+    winograd_result = (winograd.winograd_conv3x3_forward(x, w), *winograd.winograd_conv3x3_backward(dy, x, w))
+    monkeypatch.setattr(conv2d, "USE_WINOGRAD", False)
+    y32, cache32 = conv2d.conv2d_forward(x, w, 1, 1)
+    im2col_result = (y32, *conv2d.conv2d_backward(dy, cache32))
+
+    def relative(a, b):
+        return np.abs(a - b).max() / np.abs(b).max()
+
+    for name, ours, baseline, exact in zip(("y", "dx", "dw"), winograd_result, im2col_result, truth):
+        assert ours.dtype == np.float32
+        assert relative(ours, exact) < 5e-6, name
+        assert relative(ours, exact) < 4 * relative(baseline, exact) + 1e-7, name
+
+
+def test_float64_gradcheck():
+    x, w, _ = _sample((2, 5, 4, 2, 3), np.float64)
+    report = gradcheck(lambda x, w: (winograd.winograd_conv3x3_forward(x, w), (x, w)),
+                       lambda dy, cache: winograd.winograd_conv3x3_backward(dy, *cache),
+                       [x, w], names=["x", "w"])
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matches_torch(dtype):
+    x, w, _ = _sample((2, 7, 6, 3, 5), dtype)
+
+    def torch_forward(xt, wt):
+        y = F.conv2d(xt.permute(0, 3, 1, 2).contiguous(), wt.permute(3, 2, 0, 1).contiguous(), padding=1)
+        return y.permute(0, 2, 3, 1)
+
+    report = torch_parity(lambda x, w: (winograd.winograd_conv3x3_forward(x, w), (x, w)),
+                          lambda dy, cache: winograd.winograd_conv3x3_backward(dy, *cache),
+                          torch_forward, [x, w], names=["x", "w"])
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("padding", [1, "same"])
+def test_conv2d_takes_the_winograd_path_and_agrees_with_im2col(monkeypatch, padding):
+    x, w, dy = _sample((2, 9, 8, 4, 6), np.float64)
+    calls = []
+    original = winograd.winograd_conv3x3_forward
+    monkeypatch.setattr(winograd, "winograd_conv3x3_forward", lambda *a: calls.append(a) or original(*a))
+    y_fast, cache_fast = conv2d.conv2d_forward(x, w, 1, padding)
+    grads_fast = conv2d.conv2d_backward(dy, cache_fast)
+    assert len(calls) == 1                                       # dispatched to Winograd
+
+    monkeypatch.setattr(conv2d, "USE_WINOGRAD", False)           # the readable path: im2col + GEMM
+    y_slow, cache_slow = conv2d.conv2d_forward(x, w, 1, padding)
+    grads_slow = conv2d.conv2d_backward(dy, cache_slow)
+    assert len(calls) == 1
+    for a, b in zip((y_fast, *grads_fast), (y_slow, *grads_slow)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("w_shape, stride, pads", [((3, 3, 2, 2), 2, (1, 1, 1, 1)), ((3, 3, 2, 2), 1, (0, 0, 0, 0)),
+                                                   ((5, 5, 2, 2), 1, (1, 1, 1, 1)), ((1, 1, 2, 2), 1, (0, 0, 0, 0)),
+                                                   ((3, 3, 2, 2), 1, (0, 1, 0, 1))])
+def test_other_geometries_stay_on_im2col(w_shape, stride, pads):
+    assert not winograd.applies(w_shape, stride, pads)
+    assert winograd.applies((3, 3, 2, 2), 1, (1, 1, 1, 1))

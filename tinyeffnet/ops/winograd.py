@@ -1,0 +1,251 @@
+"""3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3): the same result with 2.25x
+fewer multiplications (a speed path; the readable version is im2col + GEMM in ``conv2d.py``).
+
+The idea in one dimension, F(2, 3): two outputs of a 3-tap filter g from four inputs d,
+
+    y0 = d0 g0 + d1 g1 + d2 g2,   y1 = d1 g0 + d2 g1 + d3 g2          (6 multiplications)
+
+can be computed with 4 multiplications, y = A^T [(G g) * (B^T d)] (elementwise product in the middle):
+
+    B^T = [[1, 0,-1, 0],      G = [[ 1,   0,   0 ],      A^T = [[1, 1, 1, 0],
+           [0, 1, 1, 0],           [1/2, 1/2, 1/2],              [0, 1,-1,-1]]
+           [0,-1, 1, 0],           [1/2,-1/2, 1/2],
+           [0, 1, 0,-1]]           [ 0,   0,   1 ]]
+
+Nested for two dimensions, a 2x2 output tile of a 3x3 filter comes from a 4x4 input tile d:
+
+    Y = A^T [ (G g G^T) * (B^T d B) ] A          (16 multiplications instead of 36)
+
+For a convolution with channels, the elementwise product is summed over input channels, so at each of
+the 16 positions xi = (r, s) of the 4x4 transformed tile it becomes a matrix product over channels:
+
+    V[xi, t, ci]  = (B^T d_t,ci B)[r, s]          input transform,  (16, T, Cin), T = number of tiles
+    U[xi, ci, co] = (G g_ci,co G^T)[r, s]         weight transform, (16, Cin, Cout)
+    M[xi]         = V[xi] @ U[xi]                 16 GEMMs          (16, T, Cout)
+    Y_t,co        = A^T M[:, t, co] A             output transform, a 2x2 output tile
+
+Tiles: output tile t = (n, ti, tj) covers output rows 2ti, 2ti+1 and columns 2tj, 2tj+1. With padding
+1 it reads input rows 2ti-1 .. 2ti+2, that is rows 2ti .. 2ti+3 of the zero-padded input ``xpad``;
+neighbouring input tiles overlap by two rows (and two columns). An odd H or W gets one more zero row
+or column of padding, and the extra output row or column is dropped.
+
+Backward is the same algorithm run backwards (every step above is linear, so its gradient is its
+transpose):
+
+    dM[xi]  = (A dY_t A^T)[xi]                    (16, T, Cout)  adjoint of the output transform
+    dV[xi]  = dM[xi] @ U[xi]^T                    (16, T, Cin)
+    dU[xi]  = V[xi]^T @ dM[xi]                    (16, Cin, Cout) summed over all tiles by the GEMM
+    dg      = G^T dU G                            (3, 3, Cin, Cout)
+    dd_t    = B dV_t B^T, added into dxpad at the tile's 4x4 window (overlapping windows add up)
+
+Cost: the GEMMs do 16 T Cin Cout = 4 P Cin Cout multiply-adds (P = 4T output pixels) instead of
+9 P Cin Cout, in each of the three passes. The transforms are additions only (B and A hold 0 and +-1)
+and read or write 4x the activation, where im2col writes 9x. Numerically it is a different summation
+order with a few extra additions: float32 results differ from im2col by a few ulps of the largest
+terms (``tests/ops/test_winograd.py`` bounds it and also checks float64 gradients by finite differences).
+
+Layout: channels last throughout; the transform kernels loop over channels innermost (vectorised)
+and split tile rows over the cores. The scatter of dd into dxpad is race-free: tile rows ti and ti+2
+touch disjoint input rows, so even tile rows run in parallel first, then odd ones.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+# The F(2x2, 3x3) matrices (written out again inside the kernels as additions).
+B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
+G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
+A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
+
+
+def applies(w_shape, stride: int, pads: tuple) -> bool:
+    """Winograd F(2x2, 3x3) covers the 3x3, stride-1, padding-1 convolution (a "same" 3x3 conv)."""
+    return tuple(w_shape[:2]) == (3, 3) and stride == 1 and tuple(pads) == (1, 1, 1, 1)
+
+
+def _tiles(h: int, w: int) -> tuple:
+    return (h + 1) // 2, (w + 1) // 2                                    # (tiles down, tiles across)
+
+
+def _padded_input(x: np.ndarray, th: int, tw: int) -> np.ndarray:
+    """x (N, H, W, C) inside a zero border: one row/column on top/left, enough at the bottom/right to
+    complete the last tile. Returns (N, 2 th + 2, 2 tw + 2, C)."""
+    n, h, w, c = x.shape
+    xpad = np.zeros((n, 2 * th + 2, 2 * tw + 2, c), dtype=x.dtype)
+    xpad[:, 1:h + 1, 1:w + 1, :] = x
+    return xpad
+
+
+# ---------------------------------------------------------------- the 1-D transforms, as additions
+@njit(inline="always")
+def _bt(d0, d1, d2, d3):
+    """B^T d for a 4-vector d."""
+    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
+
+
+@njit(inline="always")
+def _b(e0, e1, e2, e3):
+    """B e for a 4-vector e (the transpose of _bt)."""
+    return e0, e1 - e2 + e3, e1 + e2 - e0, -e3
+
+
+@njit(inline="always")
+def _at(m0, m1, m2, m3):
+    """A^T m for a 4-vector m: two outputs."""
+    return m0 + m1 + m2, m1 - m2 - m3
+
+
+@njit(inline="always")
+def _a(y0, y1):
+    """A y for a 2-vector y (the transpose of _at)."""
+    return y0, y0 + y1, y0 - y1, -y1
+
+
+# ------------------------------------------------------------------------------- the kernels
+@njit(parallel=True, fastmath=True, cache=True)
+def _input_transform(xpad, th, tw, v):
+    """v[4r+s, t, c] = (B^T d B)[r, s] with d = xpad[n, 2ti:2ti+4, 2tj:2tj+4, c] and t = (n, ti, tj).
+
+    xpad (N, 2th+2, 2tw+2, C) -> v (16, N*th*tw, C)."""
+    channels = xpad.shape[3]
+    for row in prange(xpad.shape[0] * th):              # one row of tiles (n, ti) per iteration
+        n, i0 = row // th, 2 * (row % th)
+        for tj in range(tw):
+            t, j0 = row * tw + tj, 2 * tj
+            for c in range(channels):
+                # B^T d, one column at a time: column k holds (B^T d)[0..3, k]
+                k0 = _bt(xpad[n, i0, j0, c], xpad[n, i0 + 1, j0, c], xpad[n, i0 + 2, j0, c], xpad[n, i0 + 3, j0, c])
+                k1 = _bt(xpad[n, i0, j0 + 1, c], xpad[n, i0 + 1, j0 + 1, c], xpad[n, i0 + 2, j0 + 1, c], xpad[n, i0 + 3, j0 + 1, c])
+                k2 = _bt(xpad[n, i0, j0 + 2, c], xpad[n, i0 + 1, j0 + 2, c], xpad[n, i0 + 2, j0 + 2, c], xpad[n, i0 + 3, j0 + 2, c])
+                k3 = _bt(xpad[n, i0, j0 + 3, c], xpad[n, i0 + 1, j0 + 3, c], xpad[n, i0 + 2, j0 + 3, c], xpad[n, i0 + 3, j0 + 3, c])
+                for r in range(4):                      # row r of (B^T d) B
+                    o0, o1, o2, o3 = _bt(k0[r], k1[r], k2[r], k3[r])
+                    v[4 * r, t, c] = o0
+                    v[4 * r + 1, t, c] = o1
+                    v[4 * r + 2, t, c] = o2
+                    v[4 * r + 3, t, c] = o3
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _output_transform(m, th, tw, ypad):
+    """ypad[n, 2ti+i, 2tj+j, c] = (A^T M_t A)[i, j], M_t[r, s] = m[4r+s, t, c].
+
+    m (16, N*th*tw, C) -> ypad (N, 2th, 2tw, C)."""
+    channels = m.shape[2]
+    for row in prange(ypad.shape[0] * th):
+        n, i0 = row // th, 2 * (row % th)
+        for tj in range(tw):
+            t, j0 = row * tw + tj, 2 * tj
+            for c in range(channels):
+                # A^T M: two rows, each a combination of M's four rows, column by column
+                k0 = _at(m[0, t, c], m[4, t, c], m[8, t, c], m[12, t, c])
+                k1 = _at(m[1, t, c], m[5, t, c], m[9, t, c], m[13, t, c])
+                k2 = _at(m[2, t, c], m[6, t, c], m[10, t, c], m[14, t, c])
+                k3 = _at(m[3, t, c], m[7, t, c], m[11, t, c], m[15, t, c])
+                for i in range(2):                      # row i of (A^T M) A
+                    y0, y1 = _at(k0[i], k1[i], k2[i], k3[i])
+                    ypad[n, i0 + i, j0, c] = y0
+                    ypad[n, i0 + i, j0 + 1, c] = y1
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _output_transform_adjoint(dypad, th, tw, dm):
+    """dm[4r+s, t, c] = (A dY_t A^T)[r, s], dY_t = dypad[n, 2ti:2ti+2, 2tj:2tj+2, c].
+
+    dypad (N, 2th, 2tw, C) -> dm (16, N*th*tw, C)."""
+    channels = dypad.shape[3]
+    for row in prange(dypad.shape[0] * th):
+        n, i0 = row // th, 2 * (row % th)
+        for tj in range(tw):
+            t, j0 = row * tw + tj, 2 * tj
+            for c in range(channels):
+                k0 = _a(dypad[n, i0, j0, c], dypad[n, i0 + 1, j0, c])            # A dY, column 0
+                k1 = _a(dypad[n, i0, j0 + 1, c], dypad[n, i0 + 1, j0 + 1, c])    # A dY, column 1
+                for r in range(4):                      # row r of (A dY) A^T
+                    o0, o1, o2, o3 = _a(k0[r], k1[r])
+                    dm[4 * r, t, c] = o0
+                    dm[4 * r + 1, t, c] = o1
+                    dm[4 * r + 2, t, c] = o2
+                    dm[4 * r + 3, t, c] = o3
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _input_transform_adjoint(dv, th, tw, first_tile_row, dxpad):
+    """dxpad[n, 2ti:2ti+4, 2tj:2tj+4, c] += B dV_t B^T for tile rows ti = first_tile_row, +2, +4, ...
+
+    Tile rows two apart cover disjoint input rows, so these iterations never write the same entry;
+    call once with first_tile_row=0 and once with 1. dv (16, N*th*tw, C) -> dxpad (N, 2th+2, 2tw+2, C)."""
+    channels = dv.shape[2]
+    rows_per_image = (th - first_tile_row + 1) // 2
+    for row in prange(dxpad.shape[0] * rows_per_image):
+        n = row // rows_per_image
+        ti = first_tile_row + 2 * (row % rows_per_image)
+        i0 = 2 * ti
+        for tj in range(tw):
+            t, j0 = (n * th + ti) * tw + tj, 2 * tj
+            for c in range(channels):
+                # B dV: four rows, each a combination of dV's rows, column by column
+                k0 = _b(dv[0, t, c], dv[4, t, c], dv[8, t, c], dv[12, t, c])
+                k1 = _b(dv[1, t, c], dv[5, t, c], dv[9, t, c], dv[13, t, c])
+                k2 = _b(dv[2, t, c], dv[6, t, c], dv[10, t, c], dv[14, t, c])
+                k3 = _b(dv[3, t, c], dv[7, t, c], dv[11, t, c], dv[15, t, c])
+                for u in range(4):                      # row u of (B dV) B^T, added into the window
+                    o0, o1, o2, o3 = _b(k0[u], k1[u], k2[u], k3[u])
+                    dxpad[n, i0 + u, j0, c] += o0
+                    dxpad[n, i0 + u, j0 + 1, c] += o1
+                    dxpad[n, i0 + u, j0 + 2, c] += o2
+                    dxpad[n, i0 + u, j0 + 3, c] += o3
+
+
+# ------------------------------------------------------------------------------- the op
+def transform_weights(w: np.ndarray) -> np.ndarray:
+    """U[4r+s, ci, co] = (G g G^T)[r, s] for g = w[:, :, ci, co]. w (3, 3, Cin, Cout) -> (16, Cin, Cout)."""
+    g = G.astype(w.dtype)
+    u = np.einsum("ra,abio,sb->rsio", g, w, g, optimize=True)            # (4, 4, Cin, Cout)
+    return np.ascontiguousarray(u.reshape(16, w.shape[2], w.shape[3]))
+
+
+def winograd_conv3x3_forward(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """y = conv2d(x, w, stride=1, padding=1) for x (N, H, W, Cin), w (3, 3, Cin, Cout): y (N, H, W, Cout).
+
+    Inputs are assumed checked by the caller (``conv2d.conv2d_forward``)."""
+    n, h, width, _ = x.shape
+    cout = w.shape[3]
+    th, tw = _tiles(h, width)
+    v = np.empty((16, n * th * tw, x.shape[3]), dtype=x.dtype)           # (16, T, Cin)
+    _input_transform(_padded_input(x, th, tw), th, tw, v)
+    m = np.matmul(v, transform_weights(w))                               # (16, T, Cout): 16 GEMMs
+    ypad = np.empty((n, 2 * th, 2 * tw, cout), dtype=x.dtype)
+    _output_transform(m, th, tw, ypad)
+    if 2 * th == h and 2 * tw == width:
+        return ypad
+    return np.ascontiguousarray(ypad[:, :h, :width, :])                  # odd H or W: drop the extra row/column
+
+
+def winograd_conv3x3_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray) -> tuple:
+    """Gradients of winograd_conv3x3_forward: (dx (N, H, W, Cin), dw (3, 3, Cin, Cout))."""
+    n, h, width, cin = x.shape
+    cout = w.shape[3]
+    th, tw = _tiles(h, width)
+    tiles = n * th * tw
+    v = np.empty((16, tiles, cin), dtype=x.dtype)                        # (16, T, Cin), recomputed from x
+    _input_transform(_padded_input(x, th, tw), th, tw, v)
+    if 2 * th == h and 2 * tw == width:
+        dypad = dy
+    else:
+        dypad = np.zeros((n, 2 * th, 2 * tw, cout), dtype=dy.dtype)
+        dypad[:, :h, :width, :] = dy                                     # the dropped outputs get no gradient
+    dm = np.empty((16, tiles, cout), dtype=x.dtype)                      # (16, T, Cout)
+    _output_transform_adjoint(dypad, th, tw, dm)
+
+    du = np.matmul(v.transpose(0, 2, 1), dm)                             # (16, Cin, Cout): summed over tiles
+    g = G.astype(w.dtype)
+    dw = np.einsum("ra,rsio,sb->abio", g, du.reshape(4, 4, cin, cout), g, optimize=True)  # (3, 3, Cin, Cout)
+
+    dv = np.matmul(dm, transform_weights(w).transpose(0, 2, 1))          # (16, T, Cin)
+    dxpad = np.zeros((n, 2 * th + 2, 2 * tw + 2, cin), dtype=x.dtype)
+    _input_transform_adjoint(dv, th, tw, 0, dxpad)                       # even tile rows, in parallel
+    _input_transform_adjoint(dv, th, tw, 1, dxpad)                       # then odd ones
+    dx = np.ascontiguousarray(dxpad[:, 1:h + 1, 1:width + 1, :])
+    return dx, np.ascontiguousarray(dw)
