@@ -153,10 +153,11 @@ def test_numba_matches_reference(dtype, training, shape):
     assert all(row.ok for row in rows), "\n".join(f"{r.name}: {r.error:.3g}\n{r.detail}" for r in rows if not r.ok)
 
 
-def test_numba_variance_is_two_pass_in_float32():
+def test_numba_variance_is_centred_in_float32():
     # Channels with mean 1000 and std 1: a one-pass E[x^2] - E[x]^2 in float32 loses every digit of the
-    # variance (E[x^2] ~ 1e6, float32 keeps ~7 digits; measured: y off by 1.25). The centred second
-    # pass keeps y within ~2e-4 (float32 rounding of sums of numbers near 1000); 2e-3 leaves margin.
+    # variance (E[x^2] ~ 1e6, float32 keeps ~7 digits; measured: y off by 1.25). Centring (around each
+    # chunk's mean, then Chan's merge) keeps y within ~2e-4 (float32 rounding of sums of numbers near
+    # 1000); 2e-3 leaves margin.
     r = np.random.default_rng(5)
     x = (1000 + r.standard_normal((4, 8, 8, 3))).astype(np.float32)
     gamma, beta = np.ones(3, np.float32), np.zeros(3, np.float32)
@@ -164,6 +165,41 @@ def test_numba_variance_is_two_pass_in_float32():
     exact, _ = reference.batchnorm_forward(x.astype(np.float64), gamma.astype(np.float64),
                                            beta.astype(np.float64), np.zeros(3), np.ones(3), True)
     np.testing.assert_allclose(y, exact, atol=2e-3)
+
+
+@pytest.mark.parametrize("rows, channels", [(1, 3), (7, 2), (256, 5), (257, 4), (3000, 6), (128, 1536)])
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+def test_chunked_mean_and_m2_equal_the_two_pass_sums(rows, channels, offset):
+    # The speed path (one trip through memory, chunks merged by Chan's formula) against the readable
+    # two-pass sums (whole-array mean, then centred squares) and float64 NumPy. Chunk sizes from
+    # rows_per_chunk: one chunk, a partial last chunk, and many chunks.
+    from tinyeffnet.ops import batchnorm as bn
+
+    # Tolerances: float32 measured worst 1.9e-7 (mean, relative to the offset) and 1.2e-5 (M2, relative;
+    # the merge term n_k (mean_k - mean)^2 subtracts numbers near the offset); the two-pass sums reach
+    # 6e-7 on M2. Both far from a wrong formula (a lost merge term changes M2 by ~10%).
+    x = offset + np.random.default_rng(rows).standard_normal((rows, channels)) * 2
+    scale = max(1.0, offset)
+    for dtype, mean_tol, m2_tol in ((np.float64, 1e-13, 1e-12), (np.float32, 5e-7, 5e-5 if offset else 1e-6)):
+        x2 = x.astype(dtype)
+        exact = x2.astype(np.float64)                                           # the same numbers, exactly
+        exact_mean = exact.mean(axis=0)
+        exact_m2 = ((exact - exact_mean) ** 2).sum(axis=0)
+        mean, m2 = bn._mean_and_m2(x2, bn.rows_per_chunk(rows))
+        two_pass_mean = bn._channel_sums(x2, np.empty(0, dtype), bn.ROWS_PER_CHUNK) / rows
+        two_pass_m2 = bn._channel_sums(x2, two_pass_mean, bn.ROWS_PER_CHUNK)
+        assert mean.dtype == dtype and m2.dtype == dtype
+        np.testing.assert_allclose(mean, exact_mean, rtol=0, atol=mean_tol * scale)
+        np.testing.assert_allclose(m2, exact_m2, rtol=m2_tol)
+        np.testing.assert_allclose(m2, two_pass_m2, rtol=m2_tol + 1e-6 * (dtype == np.float32))
+
+
+def test_rows_per_chunk_keeps_every_core_busy():
+    from tinyeffnet.ops import batchnorm as bn
+
+    assert bn.rows_per_chunk(8 * 64 * 64) == bn.ROWS_PER_CHUNK              # big activations: full chunks
+    assert -(-128 // bn.rows_per_chunk(128)) >= bn.MIN_CHUNKS                # stage 6 (M = 128): 16 chunks
+    assert bn.rows_per_chunk(1) == 1
 
 
 @DTYPES

@@ -4,8 +4,8 @@ Dimensions: N batch, H height, W width, C channels; M = N*H*W values per channel
 x is (N, H, W, C) or (N, C); both are viewed as a matrix x2 of shape (M, C), one row per pixel.
 
 Training:
-    mean_c   = 1/M sum_m x_mc                          (pass 1)
-    var_c    = 1/M sum_m (x_mc - mean_c)^2             (pass 2: centred, no cancellation of E[x^2] - E[x]^2)
+    mean_c   = 1/M sum_m x_mc
+    var_c    = 1/M sum_m (x_mc - mean_c)^2             (centred: no cancellation of E[x^2] - E[x]^2)
     y_mc     = gamma_c (x_mc - mean_c) inv_std_c + beta_c,    inv_std_c = 1 / sqrt(var_c + eps)
     running_mean <- (1 - momentum) running_mean + momentum mean
     running_var  <- (1 - momentum) running_var  + momentum var M / (M - 1)      (as PyTorch, in place)
@@ -18,9 +18,18 @@ Backward (xhat = (x - mean) inv_std):
 
 How the kernels split the work. Channels-last rows are contiguous over C, so every kernel walks
 rows in order with the innermost loop over C (vectorised). The per-channel sums split the M rows
-into chunks of ROWS_PER_CHUNK: prange over chunks, each chunk writes only its own row of a
-(chunks, C) partial buffer (no race), and a short serial loop adds the partials. Chunking also
-keeps float32 sums accurate: each running sum has at most ROWS_PER_CHUNK terms.
+into chunks of at most ROWS_PER_CHUNK rows (``rows_per_chunk``): prange over chunks, each chunk writes
+only its own row of a (chunks, C) partial buffer (no race), and a short serial loop adds the partials.
+Chunking also keeps float32 sums accurate: each running sum has at most ROWS_PER_CHUNK terms.
+
+Mean and variance in one trip through memory (``_mean_and_m2``): each chunk computes its own mean,
+then its own sum of squared deviations M2_k around it; the second pass re-reads rows that are still
+in the cache. The chunks then combine exactly (Chan, Golub and LeVeque's parallel variance):
+
+    mean = sum_k n_k mean_k / M,       M2 = sum_k [ M2_k + n_k (mean_k - mean)^2 ],    var = M2 / M
+
+The earlier two kernels (sum, then centred squares over the whole array) read x from memory twice;
+``_channel_sums`` remains as that readable version and the tests compare the two.
 The (C,)-sized arithmetic between kernels (mean, inv_std, ...) is plain NumPy in x's dtype.
 """
 from __future__ import annotations
@@ -32,6 +41,12 @@ from ._checks import as_float_array, check_shape
 from .reference.batchnorm import update_running_stats, validate_batchnorm_inputs
 
 ROWS_PER_CHUNK = 256
+MIN_CHUNKS = 16             # small activations (stage 6: M = 128 rows) still give every core work
+
+
+def rows_per_chunk(m_rows: int) -> int:
+    """Rows per chunk of a per-channel sum: ROWS_PER_CHUNK, or fewer so that there are MIN_CHUNKS."""
+    return max(1, min(ROWS_PER_CHUNK, -(-m_rows // MIN_CHUNKS)))
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -58,6 +73,43 @@ def _channel_sums(x2, center, rows_per_chunk):
         for c in range(channels):
             total[c] += partial[k, c]
     return total
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _mean_and_m2(x2, rows_per_chunk):
+    """Per channel mean_c and M2_c = sum_m (x2_mc - mean_c)^2 in one trip through memory (see above).
+
+    x2: (M, C). Returns mean (C,), M2 (C,)."""
+    m_rows, channels = x2.shape
+    chunks = (m_rows + rows_per_chunk - 1) // rows_per_chunk
+    chunk_mean = np.zeros((chunks, channels), dtype=x2.dtype)          # (chunks, C)
+    chunk_m2 = np.zeros((chunks, channels), dtype=x2.dtype)            # (chunks, C)
+    for k in prange(chunks):
+        first, last = k * rows_per_chunk, min(m_rows, (k + 1) * rows_per_chunk)
+        for m in range(first, last):
+            for c in range(channels):
+                chunk_mean[k, c] += x2[m, c]
+        inv_count = x2.dtype.type(1) / (last - first)
+        for c in range(channels):
+            chunk_mean[k, c] *= inv_count
+        for m in range(first, last):                                    # the same rows: still in cache
+            for c in range(channels):
+                d = x2[m, c] - chunk_mean[k, c]
+                chunk_m2[k, c] += d * d
+    mean = np.zeros(channels, dtype=x2.dtype)                           # (C,)
+    for k in range(chunks):
+        count = min(m_rows, (k + 1) * rows_per_chunk) - k * rows_per_chunk
+        for c in range(channels):
+            mean[c] += count * chunk_mean[k, c]
+    for c in range(channels):
+        mean[c] /= m_rows
+    m2 = np.zeros(channels, dtype=x2.dtype)                             # (C,)
+    for k in range(chunks):
+        count = min(m_rows, (k + 1) * rows_per_chunk) - k * rows_per_chunk
+        for c in range(channels):
+            shift = chunk_mean[k, c] - mean[c]
+            m2[c] += chunk_m2[k, c] + count * shift * shift
+    return mean, m2
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -115,6 +167,14 @@ def _rows(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1, a.shape[-1])
 
 
+def batch_statistics(x2: np.ndarray) -> tuple:
+    """Per channel of x2 (M, C): mean, biased variance (to normalise) and unbiased variance (for
+    the running estimate, as PyTorch). Each (C,)."""
+    m_rows = x2.shape[0]
+    mean, m2 = _mean_and_m2(x2, rows_per_chunk(m_rows))
+    return mean, m2 / m_rows, m2 / (m_rows - 1)
+
+
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-3):
     """y = gamma * (x - mean) / sqrt(var + eps) + beta, per channel (last axis).
 
@@ -132,13 +192,9 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momen
     gamma = np.ascontiguousarray(gamma)
     beta = np.ascontiguousarray(beta)
     x2 = _rows(x)                                                       # (M, C)
-    m_rows = x2.shape[0]
     if training:
-        no_center = np.empty(0, dtype=x.dtype)
-        mean = _channel_sums(x2, no_center, ROWS_PER_CHUNK) / m_rows    # (C,)
-        squares = _channel_sums(x2, mean, ROWS_PER_CHUNK)               # (C,) sum of (x - mean)^2
-        var = squares / m_rows                                          # (C,) biased
-        update_running_stats(running_mean, running_var, mean, squares / (m_rows - 1), momentum)
+        mean, var, unbiased_var = batch_statistics(x2)                  # (C,) each
+        update_running_stats(running_mean, running_var, mean, unbiased_var, momentum)
     else:
         mean = np.array(running_mean, copy=True)                        # (C,) copies: a later update
         var = np.array(running_var, copy=True)                          # must not change backward
@@ -154,7 +210,7 @@ def batchnorm_backward(dy, cache):
     dy = as_float_array("dy", dy, dtype=x.dtype)
     check_shape("dy", dy, x.shape)
     x2, dy2 = _rows(x), _rows(dy)                                       # (M, C)
-    dgamma, dbeta = _gradient_sums(dy2, x2, mean, inv_std, ROWS_PER_CHUNK)
+    dgamma, dbeta = _gradient_sums(dy2, x2, mean, inv_std, rows_per_chunk(x2.shape[0]))
     scale = gamma * inv_std                                             # (C,)
     dx = np.empty_like(x)
     if training:
