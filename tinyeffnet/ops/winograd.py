@@ -199,11 +199,18 @@ def _input_transform_adjoint(dv, th, tw, first_tile_row, dxpad):
 
 
 # ------------------------------------------------------------------------------- the op
+def _sandwich(left: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """out[r, s, ...] = sum_{a,b} left[r, a] t[a, b, ...] left[s, b], i.e. left t left^T for every
+    trailing index. t (k, k, ...) -> (L, L, ...), with left (L, k). Two plain matrix products."""
+    k, rest = t.shape[0], t.shape[2:]
+    size = left.shape[0]
+    rows = (left @ t.reshape(k, -1)).reshape(size, k, -1)                # sum over a: (L, k, rest)
+    return np.matmul(left, rows).reshape(size, size, *rest)              # sum over b: (L, L, rest)
+
+
 def transform_weights(w: np.ndarray) -> np.ndarray:
     """U[4r+s, ci, co] = (G g G^T)[r, s] for g = w[:, :, ci, co]. w (3, 3, Cin, Cout) -> (16, Cin, Cout)."""
-    g = G.astype(w.dtype)
-    u = np.einsum("ra,abio,sb->rsio", g, w, g, optimize=True)            # (4, 4, Cin, Cout)
-    return np.ascontiguousarray(u.reshape(16, w.shape[2], w.shape[3]))
+    return _sandwich(G.astype(w.dtype), w).reshape(16, w.shape[2], w.shape[3])
 
 
 def winograd_conv3x3_forward(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -240,12 +247,11 @@ def winograd_conv3x3_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray) -> t
     _output_transform_adjoint(dypad, th, tw, dm)
 
     du = np.matmul(v.transpose(0, 2, 1), dm)                             # (16, Cin, Cout): summed over tiles
-    g = G.astype(w.dtype)
-    dw = np.einsum("ra,rsio,sb->abio", g, du.reshape(4, 4, cin, cout), g, optimize=True)  # (3, 3, Cin, Cout)
+    dw = _sandwich(G.T.astype(w.dtype), du.reshape(4, 4, cin, cout))    # G^T dU G: (3, 3, Cin, Cout)
 
     dv = np.matmul(dm, transform_weights(w).transpose(0, 2, 1))          # (16, T, Cin)
     dxpad = np.zeros((n, 2 * th + 2, 2 * tw + 2, cin), dtype=x.dtype)
     _input_transform_adjoint(dv, th, tw, 0, dxpad)                       # even tile rows, in parallel
     _input_transform_adjoint(dv, th, tw, 1, dxpad)                       # then odd ones
     dx = np.ascontiguousarray(dxpad[:, 1:h + 1, 1:width + 1, :])
-    return dx, np.ascontiguousarray(dw)
+    return dx, dw
