@@ -27,7 +27,7 @@ _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspat
 @dataclass(frozen=True)
 class Case:
     name: str  # what the row measures
-    op: str  # conv | dw | bn | silu | sigmoid | pool | linear | xent
+    op: str  # conv | dw | bn | bn_silu | silu | sigmoid | pool | linear | xent
     shape: tuple  # NHWC input shape (or (N, C) for linear / xent)
     cout: int = 0  # conv output channels (linear: output features)
     k: int = 1  # kernel size
@@ -38,6 +38,7 @@ CASES = [
     Case("stem conv 3x3 s2 3->24 @128", "conv", (N, 128, 128, 3), 24, 3, 2),
     Case("fused conv 3x3 24->24 @64 (st1)", "conv", (N, 64, 64, 24), 24, 3, 1),
     Case("fused conv 3x3 48->192 @32 (st2)", "conv", (N, 32, 32, 48), 192, 3, 1),
+    Case("fused conv 3x3 64->256 @16 (st3)", "conv", (N, 16, 16, 64), 256, 3, 1),
     Case("1x1 expand 128->512 @8 (st4)", "conv", (N, 8, 8, 128), 512, 1, 1),
     Case("1x1 project 512->128 @8 (st4)", "conv", (N, 8, 8, 512), 128, 1, 1),
     Case("1x1 expand 256->1536 @4 (st6)", "conv", (N, 4, 4, 256), 1536, 1, 1),
@@ -49,6 +50,9 @@ CASES = [
     Case("batchnorm C192 @32 (st2)", "bn", (N, 32, 32, 192)),
     Case("batchnorm C512 @8 (st4)", "bn", (N, 8, 8, 512)),
     Case("batchnorm C1536 @4 (st6)", "bn", (N, 4, 4, 1536)),
+    Case("BN+SiLU C24 @64 (st1)", "bn_silu", (N, 64, 64, 24)),
+    Case("BN+SiLU C192 @32 (st2)", "bn_silu", (N, 32, 32, 192)),
+    Case("BN+SiLU C1536 @4 (st6)", "bn_silu", (N, 4, 4, 1536)),
     Case("silu C24 @64 (st1)", "silu", (N, 64, 64, 24)),
     Case("silu C192 @32 (st2)", "silu", (N, 32, 32, 192)),
     Case("silu C1536 @4 (st6)", "silu", (N, 4, 4, 1536)),
@@ -68,7 +72,7 @@ def _inputs(case: Case, rng: np.random.Generator) -> dict:
         arrays["w"] = (rng.standard_normal((case.k, case.k, case.shape[-1], case.cout)) / np.sqrt(fan_in)).astype(np.float32)
     elif case.op == "dw":
         arrays["w"] = (rng.standard_normal((case.k, case.k, case.shape[-1])) / case.k).astype(np.float32)
-    elif case.op == "bn":
+    elif case.op in ("bn", "bn_silu"):
         c = case.shape[-1]
         arrays["gamma"] = rng.uniform(0.5, 1.5, c).astype(np.float32)
         arrays["beta"] = rng.standard_normal(c).astype(np.float32)
@@ -104,6 +108,13 @@ def _numba_step(case: Case, a: dict):
         def step():
             y, cache = ops.batchnorm_forward(a["x"], a["gamma"], a["beta"], rm, rv, True)
             ops.batchnorm_backward(a["dy"], cache)
+    elif case.op == "bn_silu":  # the fused op every conv-BN-SiLU unit of the model runs
+        c = case.shape[-1]
+        rm, rv = np.zeros(c, np.float32), np.ones(c, np.float32)
+
+        def step():
+            y, cache = ops.batchnorm_silu_forward(a["x"], a["gamma"], a["beta"], rm, rv, True)
+            ops.batchnorm_silu_backward(a["dy"], cache)
     elif case.op in ("silu", "sigmoid", "pool"):
         fwd, bwd = {
             "silu": (ops.silu_forward, ops.silu_backward),
@@ -151,7 +162,7 @@ def _torch_step(case: Case, a: dict):
         return torch.from_numpy(np.ascontiguousarray(v.transpose(0, 3, 1, 2)))
 
     pad = (case.k - 1) // 2
-    if case.op in ("conv", "dw", "bn", "silu", "pool"):
+    if case.op in ("conv", "dw", "bn", "bn_silu", "silu", "pool"):
         x = nchw(a["x"]).requires_grad_(True)
     else:
         x = torch.from_numpy(a["x"]).requires_grad_(True)
@@ -165,13 +176,14 @@ def _torch_step(case: Case, a: dict):
 
         def f():
             return F.conv2d(x, w, stride=case.stride, padding=pad, groups=x.shape[1]), (x, w)
-    elif case.op == "bn":
+    elif case.op in ("bn", "bn_silu"):
         g = torch.from_numpy(a["gamma"]).requires_grad_(True)
         b = torch.from_numpy(a["beta"]).requires_grad_(True)
         rm, rv = torch.zeros(x.shape[1]), torch.ones(x.shape[1])
+        act = F.silu if case.op == "bn_silu" else (lambda h: h)
 
         def f():
-            return F.batch_norm(x, rm, rv, g, b, True, 0.1, 1e-3), (x, g, b)
+            return act(F.batch_norm(x, rm, rv, g, b, True, 0.1, 1e-3)), (x, g, b)
     elif case.op == "silu":
 
         def f():
