@@ -5,4 +5,29 @@ OMP_WAIT_POLICY=PASSIVE, which only takes effect if it is in the environment bef
 OpenMP runtime starts. torch starts one when it is imported; with torch first, Numba's kernels and
 numpy's BLAS fight torch's spinning OpenMP threads for the two cores (measured: 20-50x slower kernels).
 """
+import os
+
 import tinyeffnet  # noqa: F401  (must come before torch)
+
+
+# ------------------------------------------------------------------ the CUDA simulator suite's count
+# tests/cuda/test_simulator_suite.py runs tests/cuda/sim in a child process (it needs its own
+# NUMBA_ENABLE_CUDASIM=1 process) and writes the child's summary line to this file; the main run's
+# report ends with it, so the real number of simulator tests is shown, not just "1 passed".
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):             # the controller, not an xdist worker
+        import tempfile
+
+        handle, path = tempfile.mkstemp(prefix="tinyeffnet-sim-", suffix=".txt")
+        os.close(handle)
+        os.environ["TINYEFFNET_SIM_SUMMARY"] = path     # inherited by the xdist workers
+        config._tinyeffnet_sim_summary = path
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    path = getattr(config, "_tinyeffnet_sim_summary", None)
+    if path and os.path.exists(path):
+        text = open(path).read().strip()
+        os.unlink(path)
+        if text:
+            terminalreporter.write_line(f"CUDA simulator suite (own process, counted above as one test): {text}")

@@ -103,3 +103,24 @@ def test_upstream_gradient_is_not_the_input_drawn_with_the_same_seed():
 
     gradcheck(forward, backward, [x], seed=0)
     assert not np.allclose(seen["dy"], x)
+
+
+def test_compare_scales_atol_with_the_tensors_magnitude():
+    # A float32 sum's round-off follows the whole tensor's magnitude: an entry that cancels to ~1
+    # inside a tensor whose values reach 100 may be off by a few ulps of 100, not of 1.
+    ref = np.array([100.0, -80.0, 1.0])
+    off_by_ulps_of_100 = ref + np.array([0.0, 0.0, 5e-4])          # 5e-6 of the largest value
+    assert compare("dw", off_by_ulps_of_100, ref, atol=1e-5, rtol=0).ok
+    # The same absolute error in a tensor whose largest value is 1 is 50x too much: it fails.
+    small = ref / 100
+    assert not compare("dw", small + np.array([0.0, 0.0, 5e-4]), small, atol=1e-5, rtol=0).ok
+    # An all-zero reference falls back to an absolute atol.
+    assert compare("z", np.full(3, 1e-6), np.zeros(3), atol=1e-5, rtol=0).ok
+    assert not compare("z", np.full(3, 1e-4), np.zeros(3), atol=1e-5, rtol=0).ok
+
+
+def test_compare_needs_non_finite_entries_in_the_same_places():
+    ref = np.array([1.0, np.inf, np.nan])
+    assert compare("y", ref.copy(), ref, atol=1e-5, rtol=0).ok
+    assert not compare("y", np.array([1.0, np.inf, 0.0]), ref, atol=1e-5, rtol=0).ok
+    assert not compare("y", np.array([1.0, -np.inf, np.nan]), ref, atol=1e-5, rtol=0).ok

@@ -28,9 +28,13 @@ def test_fused_and_readable_paths_agree_on_a_whole_model(monkeypatch, dtype):
         results.append(_run(model, x))
     (y1, dx1, g1, s1), (y0, dx0, g0, s0) = results
     # float64: summation order only; float32: a few ulps through ~20 layers of BN reductions.
-    atol, rtol = (1e-10, 1e-8) if dtype == np.float64 else (2e-4, 2e-3)
+    # atol is relative to the magnitude (see testing.compare). Gradients are judged against the
+    # largest gradient of the model: some (the project BN biases, whose shift the next BN removes)
+    # are zero in exact arithmetic and hold round-off only.
+    atol, rtol = (1e-10, 1e-8) if dtype == np.float64 else (1e-4, 2e-3)
+    grad_scale = max(float(np.max(np.abs(g))) for g in g0.values())
     rows = [compare("logits", y1, y0, atol=atol, rtol=rtol), compare("dx", dx1, dx0, atol=atol, rtol=rtol)]
-    rows += [compare(k, g1[k], g0[k], atol=atol, rtol=rtol) for k in g0]
+    rows += [compare(k, g1[k], g0[k], atol=atol, rtol=rtol, scale=grad_scale) for k in g0]
     rows += [compare(k, s1[k], s0[k], atol=atol, rtol=rtol) for k in s0]
     bad = [f"{row.name}: {row.error:.2e}" for row in rows if not row.ok]
     assert not bad, bad

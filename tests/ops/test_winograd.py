@@ -29,7 +29,7 @@ def _sample(shape, dtype, seed=0):
 
 def _apply(fn, matrix_cols):
     """The hand-written 1-D transform applied to each unit vector: the columns of its matrix."""
-    columns = [fn(*np.eye(matrix_cols)[k]) for k in range(matrix_cols)]
+    columns = [fn(tuple(np.eye(matrix_cols)[k])) for k in range(matrix_cols)]
     return np.array(columns).T
 
 
@@ -121,9 +121,13 @@ def test_conv2d_takes_the_winograd_path_and_agrees_with_im2col(monkeypatch, padd
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("w_shape, stride, pads", [((3, 3, 2, 2), 2, (1, 1, 1, 1)), ((3, 3, 2, 2), 1, (0, 0, 0, 0)),
-                                                   ((5, 5, 2, 2), 1, (1, 1, 1, 1)), ((1, 1, 2, 2), 1, (0, 0, 0, 0)),
-                                                   ((3, 3, 2, 2), 1, (0, 1, 0, 1))])
-def test_other_geometries_stay_on_im2col(w_shape, stride, pads):
-    assert not winograd.applies(w_shape, stride, pads)
-    assert winograd.applies((3, 3, 2, 2), 1, (1, 1, 1, 1))
+@pytest.mark.parametrize("w_shape, stride, pads, expected", [
+    ((3, 3, 2, 2), 1, (1, 1, 1, 1), True),           # the "same" 3x3 stride-1 conv: Winograd
+    ((3, 3, 2, 2), 2, (1, 1, 1, 1), False),          # stride 2
+    ((3, 3, 2, 2), 1, (0, 0, 0, 0), False),          # no padding
+    ((5, 5, 2, 2), 1, (1, 1, 1, 1), False),          # 5x5 kernel
+    ((1, 1, 2, 2), 1, (0, 0, 0, 0), False),          # 1x1
+    ((3, 3, 2, 2), 1, (0, 1, 0, 1), False),          # asymmetric padding
+])
+def test_which_geometries_take_winograd(w_shape, stride, pads, expected):
+    assert winograd.applies(w_shape, stride, pads) is expected

@@ -28,8 +28,8 @@ in the cache. The chunks then combine exactly (Chan, Golub and LeVeque's paralle
 
     mean = sum_k n_k mean_k / M,       M2 = sum_k [ M2_k + n_k (mean_k - mean)^2 ],    var = M2 / M
 
-The earlier two kernels (sum, then centred squares over the whole array) read x from memory twice;
-``_channel_sums`` remains as that readable version and the tests compare the two.
+The readable version, a whole-array mean followed by the centred squares, reads x from memory twice
+(``reference/batchnorm.py``); the tests compare the two.
 The (C,)-sized arithmetic between kernels (mean, inv_std, ...) is plain NumPy in x's dtype.
 """
 from __future__ import annotations
@@ -37,8 +37,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._checks import as_float_array, check_shape
-from .reference.batchnorm import update_running_stats, validate_batchnorm_inputs
+from ._checks import check_batchnorm_cache, check_gradient, validate_batchnorm_inputs
+from .reference.batchnorm import update_running_stats
 
 ROWS_PER_CHUNK = 256
 MIN_CHUNKS = 16             # small activations (stage 6: M = 128 rows) still give every core work
@@ -47,32 +47,6 @@ MIN_CHUNKS = 16             # small activations (stage 6: M = 128 rows) still gi
 def rows_per_chunk(m_rows: int) -> int:
     """Rows per chunk of a per-channel sum: ROWS_PER_CHUNK, or fewer so that there are MIN_CHUNKS."""
     return max(1, min(ROWS_PER_CHUNK, -(-m_rows // MIN_CHUNKS)))
-
-
-@njit(parallel=True, fastmath=True, cache=True)
-def _channel_sums(x2, center, rows_per_chunk):
-    """sum_m (x2_mc - center_c)^2 per channel if center is given, else sum_m x2_mc.
-
-    x2: (M, C); center: (C,) or an empty array for plain sums. Returns (C,).
-    """
-    m_rows, channels = x2.shape
-    squared = center.shape[0] == channels
-    chunks = (m_rows + rows_per_chunk - 1) // rows_per_chunk
-    partial = np.zeros((chunks, channels), dtype=x2.dtype)             # (chunks, C)
-    for k in prange(chunks):
-        for m in range(k * rows_per_chunk, min(m_rows, (k + 1) * rows_per_chunk)):
-            if squared:
-                for c in range(channels):
-                    d = x2[m, c] - center[c]
-                    partial[k, c] += d * d
-            else:
-                for c in range(channels):
-                    partial[k, c] += x2[m, c]
-    total = np.zeros(channels, dtype=x2.dtype)                          # (C,)
-    for k in range(chunks):
-        for c in range(channels):
-            total[c] += partial[k, c]
-    return total
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -206,9 +180,8 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momen
 
 def batchnorm_backward(dy, cache):
     """Gradients of batchnorm_forward. dy: like y. Returns (dx, dgamma, dbeta): x's shape, (C,), (C,)."""
-    x, mean, inv_std, gamma, training = cache
-    dy = as_float_array("dy", dy, dtype=x.dtype)
-    check_shape("dy", dy, x.shape)
+    x, mean, inv_std, gamma, training = check_batchnorm_cache(cache)
+    dy = check_gradient(dy, x.shape, x.dtype, op="batchnorm_backward")
     x2, dy2 = _rows(x), _rows(dy)                                       # (M, C)
     dgamma, dbeta = _gradient_sums(dy2, x2, mean, inv_std, rows_per_chunk(x2.shape[0]))
     scale = gamma * inv_std                                             # (C,)

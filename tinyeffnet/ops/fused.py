@@ -11,8 +11,8 @@ two activation-sized arrays for backward (x for BN, h for SiLU). Fused:
 
 and the cache holds x alone (h is recomputed: a multiply-add per entry). Pass 1 stores g (in dx's
 memory) for pass 2: recomputing it there instead saves memory traffic but costs a second sigmoid,
-and measured slower (6.8 ms against 3.7 ms for the backward of an (8, 32, 32, 192) activation). Same formulas as
-``batchnorm.py`` and ``activations.py``; ``tests/ops/test_fused.py`` checks the fused op against
+and measured slower (6.8 ms against 3.7 ms for the backward of an (8, 32, 32, 192) activation).
+Same formulas as ``batchnorm.py`` and ``activations.py``; ``tests/ops/test_fused.py`` checks the fused op against
 ``silu(batchnorm(x))`` and against finite differences.
 
 Dimensions: x is (N, H, W, C) or (N, C), viewed as (M, C) rows; statistics per channel over M rows.
@@ -22,10 +22,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._checks import as_float_array, check_shape
+from ._checks import check_batchnorm_cache, check_gradient, validate_batchnorm_inputs
 from .activations import sigmoid_scalar
 from .batchnorm import _rows, batch_statistics, rows_per_chunk
-from .reference.batchnorm import update_running_stats, validate_batchnorm_inputs
+from .reference.batchnorm import update_running_stats
 
 
 @njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
@@ -87,7 +87,8 @@ def batchnorm_silu_forward(x, gamma, beta, running_mean, running_var, training, 
     Returns y (x's shape and dtype) and the cache (x, mean, inv_std, gamma, beta, training): x alone
     stands in for both activations the unfused pair would keep.
     """
-    x, momentum, eps = validate_batchnorm_inputs(x, gamma, beta, running_mean, running_var, training, momentum, eps)
+    x, momentum, eps = validate_batchnorm_inputs(x, gamma, beta, running_mean, running_var, training, momentum, eps,
+                                                op="batchnorm_silu_forward")
     gamma = np.ascontiguousarray(gamma)
     beta = np.ascontiguousarray(beta)
     x2 = _rows(x)                                                       # (M, C)
@@ -105,9 +106,8 @@ def batchnorm_silu_forward(x, gamma, beta, running_mean, running_var, training, 
 
 def batchnorm_silu_backward(dy, cache):
     """Gradients of batchnorm_silu_forward. Returns (dx, dgamma, dbeta): x's shape, (C,), (C,)."""
-    x, mean, inv_std, gamma, beta, training = cache
-    dy = as_float_array("dy", dy, dtype=x.dtype)
-    check_shape("dy", dy, x.shape)
+    x, mean, inv_std, gamma, beta, training = check_batchnorm_cache(cache, fused=True)
+    dy = check_gradient(dy, x.shape, x.dtype, op="batchnorm_silu_backward")
     x2, dy2 = _rows(x), _rows(dy)                                       # (M, C)
     scale = gamma * inv_std                                             # (C,)
     dx = np.empty_like(x)

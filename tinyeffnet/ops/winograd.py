@@ -79,27 +79,43 @@ def _padded_input(x: np.ndarray, th: int, tw: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- the 1-D transforms, as additions
 @njit(inline="always")
-def _bt(d0, d1, d2, d3):
-    """B^T d for a 4-vector d."""
+def _bt(d):
+    """B^T d for a 4-vector d (a tuple)."""
+    d0, d1, d2, d3 = d
     return d0 - d2, d1 + d2, d2 - d1, d1 - d3
 
 
 @njit(inline="always")
-def _b(e0, e1, e2, e3):
+def _b(e):
     """B e for a 4-vector e (the transpose of _bt)."""
+    e0, e1, e2, e3 = e
     return e0, e1 - e2 + e3, e1 + e2 - e0, -e3
 
 
 @njit(inline="always")
-def _at(m0, m1, m2, m3):
+def _at(m):
     """A^T m for a 4-vector m: two outputs."""
+    m0, m1, m2, m3 = m
     return m0 + m1 + m2, m1 - m2 - m3
 
 
 @njit(inline="always")
-def _a(y0, y1):
+def _a(y):
     """A y for a 2-vector y (the transpose of _at)."""
+    y0, y1 = y
     return y0, y0 + y1, y0 - y1, -y1
+
+
+@njit(inline="always")
+def _window_column(xpad, n, i0, j, c):
+    """Column j of the 4x4 input window xpad[n, i0:i0+4, :, c], as four numbers."""
+    return xpad[n, i0, j, c], xpad[n, i0 + 1, j, c], xpad[n, i0 + 2, j, c], xpad[n, i0 + 3, j, c]
+
+
+@njit(inline="always")
+def _tile_column(a, s, t, c):
+    """Column s of tile t's 4x4 transformed values, stored as a[4r+s, t, c] (r = 0..3)."""
+    return a[s, t, c], a[4 + s, t, c], a[8 + s, t, c], a[12 + s, t, c]
 
 
 # ------------------------------------------------------------------------------- the kernels
@@ -115,12 +131,12 @@ def _input_transform(xpad, th, tw, v):
             t, j0 = row * tw + tj, 2 * tj
             for c in range(channels):
                 # B^T d, one column at a time: column k holds (B^T d)[0..3, k]
-                k0 = _bt(xpad[n, i0, j0, c], xpad[n, i0 + 1, j0, c], xpad[n, i0 + 2, j0, c], xpad[n, i0 + 3, j0, c])
-                k1 = _bt(xpad[n, i0, j0 + 1, c], xpad[n, i0 + 1, j0 + 1, c], xpad[n, i0 + 2, j0 + 1, c], xpad[n, i0 + 3, j0 + 1, c])
-                k2 = _bt(xpad[n, i0, j0 + 2, c], xpad[n, i0 + 1, j0 + 2, c], xpad[n, i0 + 2, j0 + 2, c], xpad[n, i0 + 3, j0 + 2, c])
-                k3 = _bt(xpad[n, i0, j0 + 3, c], xpad[n, i0 + 1, j0 + 3, c], xpad[n, i0 + 2, j0 + 3, c], xpad[n, i0 + 3, j0 + 3, c])
+                k0 = _bt(_window_column(xpad, n, i0, j0, c))
+                k1 = _bt(_window_column(xpad, n, i0, j0 + 1, c))
+                k2 = _bt(_window_column(xpad, n, i0, j0 + 2, c))
+                k3 = _bt(_window_column(xpad, n, i0, j0 + 3, c))
                 for r in range(4):                      # row r of (B^T d) B
-                    o0, o1, o2, o3 = _bt(k0[r], k1[r], k2[r], k3[r])
+                    o0, o1, o2, o3 = _bt((k0[r], k1[r], k2[r], k3[r]))
                     v[4 * r, t, c] = o0
                     v[4 * r + 1, t, c] = o1
                     v[4 * r + 2, t, c] = o2
@@ -139,12 +155,12 @@ def _output_transform(m, th, tw, ypad):
             t, j0 = row * tw + tj, 2 * tj
             for c in range(channels):
                 # A^T M: two rows, each a combination of M's four rows, column by column
-                k0 = _at(m[0, t, c], m[4, t, c], m[8, t, c], m[12, t, c])
-                k1 = _at(m[1, t, c], m[5, t, c], m[9, t, c], m[13, t, c])
-                k2 = _at(m[2, t, c], m[6, t, c], m[10, t, c], m[14, t, c])
-                k3 = _at(m[3, t, c], m[7, t, c], m[11, t, c], m[15, t, c])
+                k0 = _at(_tile_column(m, 0, t, c))
+                k1 = _at(_tile_column(m, 1, t, c))
+                k2 = _at(_tile_column(m, 2, t, c))
+                k3 = _at(_tile_column(m, 3, t, c))
                 for i in range(2):                      # row i of (A^T M) A
-                    y0, y1 = _at(k0[i], k1[i], k2[i], k3[i])
+                    y0, y1 = _at((k0[i], k1[i], k2[i], k3[i]))
                     ypad[n, i0 + i, j0, c] = y0
                     ypad[n, i0 + i, j0 + 1, c] = y1
 
@@ -160,10 +176,10 @@ def _output_transform_adjoint(dypad, th, tw, dm):
         for tj in range(tw):
             t, j0 = row * tw + tj, 2 * tj
             for c in range(channels):
-                k0 = _a(dypad[n, i0, j0, c], dypad[n, i0 + 1, j0, c])            # A dY, column 0
-                k1 = _a(dypad[n, i0, j0 + 1, c], dypad[n, i0 + 1, j0 + 1, c])    # A dY, column 1
+                k0 = _a((dypad[n, i0, j0, c], dypad[n, i0 + 1, j0, c]))            # A dY, column 0
+                k1 = _a((dypad[n, i0, j0 + 1, c], dypad[n, i0 + 1, j0 + 1, c]))    # A dY, column 1
                 for r in range(4):                      # row r of (A dY) A^T
-                    o0, o1, o2, o3 = _a(k0[r], k1[r])
+                    o0, o1, o2, o3 = _a((k0[r], k1[r]))
                     dm[4 * r, t, c] = o0
                     dm[4 * r + 1, t, c] = o1
                     dm[4 * r + 2, t, c] = o2
@@ -186,12 +202,12 @@ def _input_transform_adjoint(dv, th, tw, first_tile_row, dxpad):
             t, j0 = (n * th + ti) * tw + tj, 2 * tj
             for c in range(channels):
                 # B dV: four rows, each a combination of dV's rows, column by column
-                k0 = _b(dv[0, t, c], dv[4, t, c], dv[8, t, c], dv[12, t, c])
-                k1 = _b(dv[1, t, c], dv[5, t, c], dv[9, t, c], dv[13, t, c])
-                k2 = _b(dv[2, t, c], dv[6, t, c], dv[10, t, c], dv[14, t, c])
-                k3 = _b(dv[3, t, c], dv[7, t, c], dv[11, t, c], dv[15, t, c])
+                k0 = _b(_tile_column(dv, 0, t, c))
+                k1 = _b(_tile_column(dv, 1, t, c))
+                k2 = _b(_tile_column(dv, 2, t, c))
+                k3 = _b(_tile_column(dv, 3, t, c))
                 for u in range(4):                      # row u of (B dV) B^T, added into the window
-                    o0, o1, o2, o3 = _b(k0[u], k1[u], k2[u], k3[u])
+                    o0, o1, o2, o3 = _b((k0[u], k1[u], k2[u], k3[u]))
                     dxpad[n, i0 + u, j0, c] += o0
                     dxpad[n, i0 + u, j0 + 1, c] += o1
                     dxpad[n, i0 + u, j0 + 2, c] += o2

@@ -3,7 +3,7 @@ input checks of the CUDA ops, and non-contiguous device views, in the CUDA simul
 
 Run: ``NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/cuda/sim`` (see conftest.py).
 References are independent: numpy formulas, and torch.optim.SGD for the optimiser step.
-Tolerances as in test_ops_sim.py: float64 1e-10 (summation order only), float32 atol 1e-5 rtol 1e-4.
+Tolerances as in test_ops_sim.py: float64 1e-10 (summation order only), float32 atol 1e-5 (of the largest value, as testing.compare scales it) rtol 1e-4.
 """
 import numpy as np
 import pytest

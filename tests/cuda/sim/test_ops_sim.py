@@ -7,7 +7,7 @@ For each op: the same seeded inputs go through the CPU op (numpy arrays) and the
 arrays); forward output, every gradient (for the same random dy) and, for batchnorm, the running
 statistics are compared with ``tinyeffnet.testing.compare``, in float32 and float64.
 Tolerances: float64 atol = rtol = 1e-10 (only the summation order differs between the two tiers);
-float32 atol 1e-5, rtol 1e-4 (float32 rounding accumulated over a few dozen terms; same as the
+float32 atol 1e-5 of the largest value (testing.compare scales it), rtol 1e-4 (float32 rounding accumulated over a few dozen terms; same as the
 PyTorch parity default).
 """
 import numpy as np

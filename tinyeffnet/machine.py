@@ -1,0 +1,93 @@
+"""Which CPU this is and which SIMD code paths numpy, OpenBLAS and Numba really take on it.
+
+Speed and rounding both depend on it: the same library takes AVX-512 paths on one CPU and AVX2 on
+another, and a float32 sum comes out a few ulps apart. Benchmarks print ``describe()`` beside every
+figure, and the tests use ``cpu_paths()`` to prove that the AVX2-forcing variables took effect:
+
+    NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR"   numpy: no AVX-512 kernels
+    OPENBLAS_CORETYPE=Haswell                                  OpenBLAS: the AVX2 (Haswell) GEMM
+    NUMBA_CPU_NAME=haswell NUMBA_CPU_FEATURES=-avx512f         Numba/LLVM: compile for an AVX2 CPU
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2           PyTorch (the benchmarks' contender)
+
+NUMBA_CPU_NAME alone is not enough: Numba then still passes the host's own feature list to LLVM,
+AVX-512 included, and the compiled loops use zmm registers (seen on an AVX-512 Xeon); the feature
+string must be given too. ``tests/test_cpu_paths.py`` checks the compiled code for it.
+
+Nothing here imports torch.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import platform
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name and family, e.g. 'AMD EPYC 7B13 (family 25)'."""
+    name, family = platform.processor() or platform.machine(), None
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and name in (platform.processor(), platform.machine()):
+                    name = value.strip()
+                elif key == "cpu family" and family is None:
+                    family = value.strip()
+    except OSError:
+        pass
+    return f"{name} (family {family})" if family else name
+
+
+def cpu_has_avx512() -> bool:
+    """True when the CPU itself reports AVX-512F (what it can do, not what the libraries use)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " avx512f" in line for line in f)
+    except OSError:
+        return False
+
+
+def numpy_avx512() -> bool:
+    """True when numpy dispatches its AVX-512 kernels (X86_V4) in this process."""
+    from numpy._core._multiarray_umath import __cpu_features__
+
+    return bool(__cpu_features__.get("X86_V4", False) or __cpu_features__.get("AVX512_SKX", False))
+
+
+def openblas_core() -> str:
+    """The kernel set numpy's bundled OpenBLAS picked ('Haswell', 'SkylakeX', 'Zen', ...), or '?'."""
+    import numpy as np
+
+    libs = glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "lib*openblas*.so*"))
+    for path in libs:
+        lib = ctypes.CDLL(path)
+        for symbol in ("scipy_openblas_get_corename64_", "openblas_get_corename64_", "openblas_get_corename"):
+            getter = getattr(lib, symbol, None)
+            if getter is not None:
+                getter.restype = ctypes.c_char_p
+                return getter().decode()
+    return "?"
+
+
+def numba_cpu() -> str:
+    """The CPU Numba compiles for: NUMBA_CPU_NAME if set, else LLVM's name for this host."""
+    import llvmlite.binding as llvm
+    import numba
+
+    return numba.config.CPU_NAME or llvm.get_host_cpu_name()
+
+
+def cpu_paths() -> dict:
+    """Everything above in one dict (for benchmark records and tests)."""
+    return {"cpu": cpu_model(), "cpu_avx512": cpu_has_avx512(), "numpy_avx512": numpy_avx512(),
+            "openblas_core": openblas_core(), "numba_cpu": numba_cpu()}
+
+
+def describe() -> str:
+    """One line to print beside a timing: the CPU and the code paths in use."""
+    p = cpu_paths()
+    isa = "AVX-512" if p["cpu_avx512"] else "AVX2"
+    return (f"{p['cpu']}, {isa} CPU; numpy {'AVX-512' if p['numpy_avx512'] else 'AVX2'} paths, "
+            f"OpenBLAS {p['openblas_core']} kernels, Numba compiles for {p['numba_cpu']}")
