@@ -186,3 +186,170 @@ def test_key_map_rejects_other_modules():
     from tinyeffnet.nn import Linear
     with pytest.raises(TypeError, match="EfficientNetV2"):
         interop.key_map(Linear(2, 3))
+
+
+# ------------------------------------------------------------------------------ damaged and foreign files
+from tinyeffnet.files import BadFileError  # noqa: E402
+
+
+def _damaged_copies(good, tmp_path):
+    """name -> path of a damaged copy of the file ``good``: the ways a download or a crash breaks one."""
+    data = good.read_bytes()
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF                     # one byte in the middle of the arrays
+    rng = np.random.default_rng(0)
+    variants = {"empty": b"", "truncated": data[: len(data) // 2], "short by 10 bytes": data[:-10],
+                "bit-flipped": bytes(flipped), "random bytes": rng.bytes(len(data))}
+    paths = {}
+    for name, content in variants.items():
+        path = tmp_path / f"{name.replace(' ', '_')}{good.suffix}"
+        path.write_bytes(content)
+        paths[name] = path
+    return paths
+
+
+def _assert_one_line_naming(error, path):
+    message = str(error.value)
+    assert os.fspath(path) in message, message
+    assert "\n" not in message, message
+    chained = error.value.__cause__ or (None if error.value.__suppress_context__ else error.value.__context__)
+    assert chained is None, f"a chained traceback: {chained!r}"
+
+
+def test_damaged_npz_gives_one_line_naming_the_file(tiny, tmp_path):
+    good = tmp_path / "good.npz"
+    interop.save_npz(tiny, good)
+    for name, path in _damaged_copies(good, tmp_path).items():
+        with pytest.raises(BadFileError) as info:
+            interop.load_npz(models.efficientnetv2_tiny(num_classes=10), path)
+        _assert_one_line_naming(info, path)
+        assert "allow_pickle" not in str(info.value), f"{name}: numpy's misleading advice leaked"
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        interop.load_npz(tiny, tmp_path / "nowhere.npz")
+
+
+def test_damaged_pth_gives_one_line_naming_the_file(tiny, tmp_path):
+    good = tmp_path / "good.pth"
+    interop.save_pth(tiny, good)
+    for name, path in _damaged_copies(good, tmp_path).items():
+        if name == "bit-flipped":
+            continue  # torch's zip reader checks no CRC of the tensor bytes (a known limit of .pth)
+        with pytest.raises(BadFileError) as info:
+            interop.load_torchvision(models.efficientnetv2_tiny(num_classes=10), path)
+        _assert_one_line_naming(info, path)
+        assert "refused" not in str(info.value), f"{name}: random bytes are not a dangerous pickle"
+
+
+def test_npz_of_another_model_names_the_file_and_the_keys(tiny, tmp_path):
+    path = tmp_path / "tiny.npz"
+    interop.save_npz(tiny, path)
+    with pytest.raises(ValueError) as info:
+        interop.load_npz(models.efficientnetv2_tiny(num_classes=5), path)
+    message = str(info.value)
+    assert message.startswith(f"weights file {path} does not fit this model (efficientnetv2_tiny, 5 classes)")
+    assert "shape mismatches (2): classifier.weight: expected (320, 5), got (320, 10)" in message
+    with pytest.raises(ValueError) as info:
+        interop.load_npz(models.efficientnetv2_b0(), path)
+    message = str(info.value)
+    assert "\n" not in message and "missing keys (264)" in message and "... and 260 more" in message
+    assert "stem.conv.weight: expected (3, 3, 3, 32), got (3, 3, 3, 16)" in message
+
+
+def test_npz_refuses_a_training_checkpoint_with_a_pointer(tiny, tmp_path):
+    path = tmp_path / "checkpoint.npz"
+    np.savez(path, config=np.array('{"model": "efficientnetv2_tiny"}'),
+             **{f"model.{k}": v for k, v in tiny.state_dict().items()})
+    with pytest.raises(ValueError, match="is a training checkpoint .*interop.load_weights"):
+        interop.load_npz(tiny, path)
+
+
+def test_npz_with_torchvision_names_loads(tiny, tmp_path):
+    path = tmp_path / "tv.npz"
+    np.savez(path, **interop.torchvision_state_dict(tiny))
+    assert _same_state(tiny, interop.load_npz(models.efficientnetv2_tiny(num_classes=10, seed=2), path))
+
+
+def test_arguments_of_the_wrong_kind_are_named():
+    model = models.efficientnetv2_tiny(num_classes=10)
+    with pytest.raises(TypeError, match="state_dict must be a mapping of name -> array .* got NoneType"):
+        interop.load_torchvision(model, None)
+    with pytest.raises(TypeError, match="state_dict must be a mapping of name -> array .* got int"):
+        interop.load_timm(model, 3)
+    with pytest.raises(TypeError, match=r"path must be a file path \(str or os.PathLike\), got NoneType"):
+        interop.load_npz(model, None)
+    with pytest.raises(TypeError, match="model must be a tinyeffnet Module .* got dict"):
+        interop.save_npz({}, "x.npz")
+    with pytest.raises(TypeError, match="model must be a tinyeffnet Module .* got NoneType"):
+        interop.load_torchvision(None, {})
+
+
+def _crash_during_fsync(monkeypatch):
+    def fsync(fd):
+        raise OSError("simulated crash before the file reached the disk")
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+@pytest.mark.parametrize("save, suffix", [(interop.save_npz, ".npz"), (interop.save_pth, ".pth")])
+def test_saves_are_atomic(save, suffix, tiny, tmp_path, monkeypatch):
+    """A crash while writing leaves the previous file whole (and no temporary file behind)."""
+    path = tmp_path / f"weights{suffix}"
+    save(tiny, path)
+    before = path.read_bytes()
+    _crash_during_fsync(monkeypatch)
+    with pytest.raises(OSError, match="simulated crash"):
+        save(models.efficientnetv2_tiny(num_classes=10, seed=11), path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_save_npz_writes_exactly_the_path(tiny, tmp_path):
+    path = tmp_path / "weights.bin"
+    interop.save_npz(tiny, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["weights.bin"]  # np.savez would add .npz
+    assert _same_state(tiny, interop.load_npz(models.efficientnetv2_tiny(num_classes=10, seed=1), path))
+
+
+# ------------------------------------------------------------------------------ torchvision_model
+def _randomize_bn(model, seed=1):
+    rng = np.random.default_rng(seed)
+    for module in model.modules():
+        if type(module).__name__ == "BatchNorm2d":
+            module.weight.data[...] = rng.uniform(0.5, 1.5, module.channels)
+            module.bias.data[...] = rng.normal(0, 0.1, module.channels)
+            module.running_mean[...] = rng.normal(0, 0.1, module.channels)
+            module.running_var[...] = rng.uniform(0.5, 1.5, module.channels)
+
+
+@pytest.mark.parametrize("name", ["efficientnetv2_tiny", "efficientnetv2_b2"])
+def test_torchvision_model_computes_what_ours_computes(name):
+    """Variants torchvision has no builder for (tiny; B2 with width 1.1 and depth 1.2) become a
+    torchvision EfficientNet with the same logits. float32, eval mode, random BN statistics;
+    tolerance 1e-5 relative to the largest logit (measured ~1e-6)."""
+    ours = models.create_model(name, num_classes=7, drop_rate=0.3, drop_path_rate=0.2, bn_eps=1e-3)
+    _randomize_bn(ours)
+    ours.eval()
+    theirs = interop.torchvision_model(ours)
+    assert isinstance(theirs, torchvision.models.EfficientNet) and not theirs.training
+    assert sum(p.numel() for p in theirs.parameters()) == ours.num_parameters()
+    assert theirs.classifier[0].p == 0.3
+    depths = [m.p for m in theirs.modules() if type(m).__name__ == "StochasticDepth"]
+    blocks = [b for stage in ours.stages for b in stage]
+    assert depths[-1] == pytest.approx(0.2 * (len(blocks) - 1) / len(blocks))
+    assert {m.eps for m in theirs.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {1e-3}
+    x = np.random.default_rng(0).standard_normal((2, 40, 36, 3)).astype(np.float32)
+    with torch.no_grad():
+        reference = theirs(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+    assert np.abs(ours(x) - reference).max() <= 1e-5 * np.abs(reference).max()
+    assert interop.torchvision_model(ours.train()).training
+
+
+def test_torchvision_model_refuses_what_torchvision_cannot_express():
+    with pytest.raises(ValueError, match='"same" padding'):
+        interop.torchvision_model(models.create_model("tf_efficientnetv2_b0"))
+    no_se = models.EfficientNetV2([models.Stage("fused", 1, 3, 1, 1, 16, 16),
+                                   models.Stage("mbconv", 1, 3, 2, 4, 16, 32)], num_classes=3, head_channels=64)
+    with pytest.raises(ValueError, match="cannot express this model .* missing keys"):
+        interop.torchvision_model(no_se)
+    with pytest.raises(TypeError, match="model must be a tinyeffnet Module"):
+        interop.torchvision_model("efficientnetv2_tiny")

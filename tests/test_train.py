@@ -1,11 +1,15 @@
-"""Training: the progressive schedule, checkpoints, exact resume, the NaN guard, sanity checks."""
+"""Training: the progressive schedule, config checks, checkpoints, exact resume, the NaN guard,
+small folders, what the user sees, sanity checks. (Faults: tests/test_faults.py.)"""
+import io
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,7 +112,8 @@ def test_run_writes_metrics_checkpoint_and_curves(tmp_path):
                 "seconds", "images_per_second"):
         assert key in lines[0]
     assert [r["image_size"] for r in rows] == [16, 16, 24, 24]
-    assert [r["stage"] for r in rows] == [0, 0, 1, 1]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]              # counted from 1, like the messages
+    assert [r["stage"] for r in rows] == [1, 1, 2, 2]
     assert (tmp_path / "curves.png").stat().st_size > 1000
     state = load_checkpoint(tmp_path / CHECKPOINT)
     assert int(state["counters.epoch"]) == 4
@@ -123,7 +128,7 @@ def test_resume_after_an_epoch_gives_the_same_losses(tmp_path):
     # the same run stopped after 2 epochs, then resumed to 4
     train(out=str(tmp_path / "split"), progress=False, log=lambda *a: None, until_epoch=2, **TINY)
     resumed = train(out=str(tmp_path / "split"), resume=True, progress=False, log=lambda *a: None, **TINY)
-    assert [r["epoch"] for r in resumed] == [2, 3]
+    assert [r["epoch"] for r in resumed] == [3, 4]
     np.testing.assert_allclose(_losses(resumed), _losses(full[2:]), rtol=0, atol=1e-6)
 
 
@@ -146,7 +151,7 @@ def test_ctrl_c_mid_epoch_saves_and_resume_continues_exactly(tmp_path, monkeypat
     assert int(load_checkpoint(tmp_path / "cut" / CHECKPOINT)["counters.global_step"]) == 4
     resumed = train(out=str(tmp_path / "cut"), resume=True, progress=False, log=lambda *a: None, **TINY)
     rows = [json.loads(line) for line in (tmp_path / "cut" / METRICS).read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [0, 1, 2, 3]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
     np.testing.assert_allclose(_losses(resumed), _losses(full[1:]), rtol=0, atol=1e-6)
 
 
@@ -174,7 +179,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     subprocess.run([*cmd, "--out", str(tmp_path / "killed"), "--resume"], check=True, capture_output=True)
     full = [json.loads(x) for x in (tmp_path / "full" / METRICS).read_text().splitlines()]
     resumed = [json.loads(x) for x in metrics.read_text().splitlines()]
-    assert [r["epoch"] for r in resumed] == [0, 1, 2, 3]
+    assert [r["epoch"] for r in resumed] == [1, 2, 3, 4]
     np.testing.assert_allclose(_losses(resumed), _losses(full), rtol=0, atol=1e-6)
 
 
@@ -206,7 +211,8 @@ def test_nan_loss_stops_with_step_and_stage_and_keeps_the_checkpoint(tmp_path, m
         return real_forward(x)
 
     monkeypatch.setattr(trainer.model, "forward", poisoned)
-    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 4 \(stage 0, epoch 1\)"):
+    # global_step 4 = four steps done: the fifth step, the second of epoch 2 (3 steps per epoch)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 5 \(stage 1/2, epoch 2/4\)"):
         trainer.run(resume=True)
     assert (tmp_path / CHECKPOINT).read_bytes() == before
 
@@ -216,3 +222,194 @@ def test_cli_train_reports_a_bad_data_path(tmp_path):
                           "--out", str(tmp_path / "o"), "--no-progress-bar"], capture_output=True, text=True)
     assert out.returncode == 2
     assert "nope" in out.stderr
+
+
+# ------------------------------------------------------------------ TrainConfig checks every field
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(model="resnet50"), "model must be one of efficientnetv2_b0, "),
+    (dict(model=3), "model must be one of"),
+    (dict(epochs=0), "epochs must be an int >= 1, got 0"),
+    (dict(epochs=2.0), "epochs must be an int >= 1, got 2.0"),
+    (dict(epochs=True), "epochs must be an int >= 1, got True"),
+    (dict(stages=0), "stages must be an int >= 1, got 0"),
+    (dict(train_samples=-5), "train_samples must be an int >= 1, got -5"),
+    (dict(val_samples=False), "val_samples must be an int >= 1, got False"),
+    (dict(batch_size=0), "batch_size must be an int >= 1 or None (choose one that fits), got 0"),
+    (dict(batch_size=True), "batch_size must be an int >= 1 or None (choose one that fits), got True"),
+    (dict(batch_size=16.0), "batch_size must be an int >= 1 or None (choose one that fits), got 16.0"),
+    (dict(min_size=4), "min_size must be an int >= 8, got 4"),
+    (dict(min_size=64, max_size=32), "max_size must be an int >= min_size (64), got 32"),
+    (dict(eval_size=7), "eval_size must be an int >= 8, got 7"),
+    (dict(seed=-1), "seed must be an int >= 0, got -1"),
+    (dict(lr=0), "lr must be a finite number > 0, got 0"),
+    (dict(lr=-0.1), "lr must be a finite number > 0, got -0.1"),
+    (dict(lr=NAN), "lr must be a finite number > 0, got nan"),
+    (dict(lr=INF), "lr must be a finite number > 0, got inf"),
+    (dict(lr=True), "lr must be a finite number > 0, got True"),
+    (dict(lr="0.1"), "lr must be a finite number > 0, got '0.1'"),
+    (dict(weight_decay=-1e-5), "weight_decay must be a finite number >= 0, got -1e-05"),
+    (dict(weight_decay=NAN), "weight_decay must be a finite number >= 0, got nan"),
+    (dict(warmup_epochs=-1), "warmup_epochs must be a finite number >= 0, got -1"),
+    (dict(label_smoothing=1.0), "label_smoothing must be a finite number in [0, 1), got 1.0"),
+    (dict(label_smoothing=-0.1), "label_smoothing must be a finite number in [0, 1), got -0.1"),
+    (dict(drop_path_rate=1), "drop_path_rate must be a finite number in [0, 1), got 1"),
+    (dict(ema_decay=1.0), "ema_decay must be a finite number in [0, 1), got 1.0"),
+    (dict(ema_decay=NAN), "ema_decay must be a finite number in [0, 1), got nan"),
+    (dict(val_fraction=0), "val_fraction must be a finite number in (0, 1), got 0"),
+    (dict(val_fraction=1), "val_fraction must be a finite number in (0, 1), got 1"),
+    (dict(dropout=(0.5, 1.5)), "dropout[1] must be a finite number in [0, 1), got 1.5"),
+    (dict(dropout=(-0.1, 0.2)), "dropout[0] must be a finite number in [0, 1), got -0.1"),
+    (dict(dropout=(0.1,)), "dropout must be a pair (first stage, last stage) of numbers in [0, 1), got (0.1,)"),
+    (dict(dropout=(0.1, 0.2, 0.3)), "dropout must be a pair (first stage, last stage)"),
+    (dict(dropout=0.1), "dropout must be a pair (first stage, last stage) of numbers in [0, 1), got 0.1"),
+    (dict(randaug=(0, 31)), "randaug[1] must be a finite number in [0, 30], got 31"),
+    (dict(randaug=(-1, 5)), "randaug[0] must be a finite number in [0, 30], got -1"),
+    (dict(mixup=(0, NAN)), "mixup[1] must be a finite number >= 0, got nan"),
+    (dict(mixup=(-0.2, 0)), "mixup[0] must be a finite number >= 0, got -0.2"),
+    (dict(optimizer="lamb"), "optimizer must be adamw, rmsprop or sgd, got 'lamb'"),
+    (dict(schedule="step"), "schedule must be cosine or exponential, got 'step'"),
+    (dict(progressive=1), "progressive must be True or False, got 1"),
+    (dict(out=3), "out must be a folder path (str) or None, got 3"),
+])
+def test_every_config_field_is_checked_at_construction(overrides, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TrainConfig(**overrides)
+
+
+def test_data_must_be_an_existing_folder(tmp_path):
+    missing = tmp_path / "no_such_folder"
+    with pytest.raises(ValueError, match=re.escape(f"data must be an existing folder with one subfolder per "
+                                                   f"class, got {str(missing)!r}: it does not exist")):
+        TrainConfig(data=str(missing))
+    a_file = tmp_path / "file.png"
+    a_file.write_bytes(b"x")
+    with pytest.raises(ValueError, match=re.escape(f"got {str(a_file)!r}: it is not a folder")):
+        TrainConfig(data=a_file)
+
+
+def test_config_accepts_the_edges_and_stores_plain_types(tmp_path):
+    cfg = TrainConfig(epochs=np.int64(3), label_smoothing=0, ema_decay=0.0, warmup_epochs=0, dropout=[0, 0.99],
+                      randaug=np.array([30, 30]), mixup=(0, 2), data=tmp_path, out=tmp_path / "o")
+    assert type(cfg.epochs) is int and cfg.dropout == (0.0, 0.99) and cfg.randaug == (30.0, 30.0)
+    assert cfg.data == str(tmp_path) and cfg.out == str(tmp_path / "o")
+    assert json.loads(cfg.to_json())["epochs"] == 3                  # np.int64 would not be JSON
+
+
+def test_bad_dropout_fails_before_any_training(tmp_path):
+    # Before the check, dropout=(0.5, 1.5) failed inside the Dropout layer after a whole stage.
+    with pytest.raises(ValueError, match=re.escape("dropout[1] must be a finite number in [0, 1), got 1.5")):
+        train(out=str(tmp_path), progress=False, log=lambda *a: None, **{**TINY, "dropout": (0.5, 1.5)})
+    assert not (tmp_path / CHECKPOINT).exists()
+
+
+# ------------------------------------------------------- defaults, small folders, where runs are written
+def test_defaults_are_the_readme_main_job(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    messages = []
+    trainer = Trainer(TrainConfig(), progress=False, log=messages.append)
+    assert trainer.cfg.model == "efficientnetv2_tiny"
+    assert trainer.batch_size == 64
+    assert trainer.out == Path("runs/shapes")
+    assert messages == []                                            # nothing chosen for the user to hear about
+
+
+def write_image_folder(root, counts, size=8):
+    rng = np.random.default_rng(0)
+    from PIL import Image
+
+    for cls, count in counts.items():
+        (root / cls).mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / cls / f"{i}.png")
+    return root
+
+
+SMALL = dict(epochs=1, stages=1, min_size=16, max_size=16, eval_size=16)
+
+
+def test_a_small_folder_trains_with_a_batch_size_that_fits_and_its_own_out_folder(tmp_path, monkeypatch):
+    # 50 images, 5 held out: 45 to train on. The default batch of 64 used to stop the run with
+    # "batch_size 64 > num_samples 45 with drop_last=True"; and the run wrote into runs/shapes.
+    data = write_image_folder(tmp_path / "my_photos", {"cat": 25, "dog": 25})
+    monkeypatch.chdir(tmp_path)
+    messages = []
+    trainer = Trainer(TrainConfig(data=str(data), **SMALL), progress=False, log=messages.append)
+    assert len(trainer.train_set) == 45
+    assert trainer.batch_size == 32                                  # the largest power of two <= 45
+    assert trainer.out == Path("runs/my_photos")
+    assert any("writing to runs/my_photos/" in m for m in messages), messages
+    assert any(m.startswith("batch size 32: the training set has 45 images") for m in messages), messages
+    rows = trainer.run()
+    assert rows[0]["step"] == 1                                      # one full batch of 32 per epoch
+    assert (tmp_path / "runs" / "my_photos" / METRICS).exists()
+    assert not (tmp_path / "runs" / "shapes").exists()
+
+
+def test_an_explicit_batch_size_larger_than_the_training_set_says_what_to_do(tmp_path):
+    data = write_image_folder(tmp_path / "data", {"a": 25, "b": 25})
+    cfg = TrainConfig(data=str(data), batch_size=64, out=str(tmp_path / "out"), **SMALL)
+    with pytest.raises(ValueError, match=re.escape("batch_size must be <= the number of training images (45), "
+                                                   "got 64")) as caught:
+        Trainer(cfg, progress=False, log=lambda *a: None)
+    assert "leave it unset" in str(caught.value)
+
+
+def test_built_in_data_smaller_than_64_images_also_fits(tmp_path):
+    trainer = Trainer(TrainConfig(out=str(tmp_path), train_samples=40, **SMALL), progress=False, log=lambda *a: None)
+    assert trainer.batch_size == 32
+
+
+# -------------------------------------------------------------- what the user sees while it trains
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_no_progress_bar_in_a_log_file_but_one_line_per_epoch(tmp_path, capsys):
+    # stderr is not a terminal here (pytest captures it): a tqdm bar would write one redraw per step.
+    messages = []
+    rows = train(out=str(tmp_path), progress=True, log=messages.append, **TINY)
+    captured = capsys.readouterr()
+    assert "\r" not in captured.err and "step/s" not in captured.err and "s/step" not in captured.err
+    epoch_lines = [m for m in messages if m.startswith("epoch")]
+    assert len(epoch_lines) == len(rows) == 4
+
+
+def test_the_bar_is_drawn_on_a_terminal(tmp_path, monkeypatch):
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    train(out=str(tmp_path), progress=True, log=lambda *a: None, **{**TINY, "epochs": 2})
+    drawn = terminal.getvalue()
+    assert "\r" in drawn and "stage 1/2 epoch 1/2" in drawn and "stage 2/2 epoch 2/2" in drawn
+
+
+def test_the_first_step_says_it_compiles_the_kernels(tmp_path):
+    messages = []
+    train(out=str(tmp_path), progress=False, log=messages.append, **{**TINY, "epochs": 1})
+    assert messages[0].startswith("compiling the Numba kernels for the first step")
+    assert re.fullmatch(r"first step done in \d+\.\d s", messages[1])
+    assert sum("compiling" in m for m in messages) == 1
+
+
+def test_stages_and_epochs_are_counted_from_1_everywhere(tmp_path):
+    messages = []
+    rows = train(out=str(tmp_path), progress=False, log=messages.append, **TINY)
+    epoch_lines = [m for m in messages if m.startswith("epoch")]
+    for row, line in zip(rows, epoch_lines):                        # the log line says what the row says
+        assert line.startswith(f"epoch {row['epoch']:>3}/4 stage {row['stage']}/2 size {row['image_size']:>3}:")
+    assert [(r["epoch"], r["stage"]) for r in rows] == [(1, 1), (2, 1), (3, 2), (4, 2)]
+    stages = progressive_schedule(TrainConfig(**TINY))
+    assert [s.number for s in stages] == [1, 2] and [s.index for s in stages] == [0, 1]
+
+
+def test_metrics_file_is_strict_json(tmp_path):
+    train(out=str(tmp_path), progress=False, log=lambda *a: None, **{**TINY, "epochs": 1})
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    for line in (tmp_path / METRICS).read_text().splitlines():
+        json.loads(line, parse_constant=refuse)

@@ -92,3 +92,34 @@ def test_unreadable_image_names_the_file(folder):
 def test_read_image_of_a_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=re.escape(f"image file {tmp_path / 'x.png'} does not exist")):
         read_image(str(tmp_path / "x.png"))
+
+
+def test_16_bit_grayscale_png_is_scaled_by_its_bit_depth(tmp_path):
+    # Pillow opens a 16-bit grayscale PNG as mode "I;16"; convert("RGB") clips every value above 255
+    # to 255, which used to turn such an image into {0, 1}. 0..65535 must map onto 0..1.
+    values = np.array([[0, 255, 1000], [32768, 60000, 65535]], dtype=np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(values).save(path)
+    with Image.open(path) as img:
+        assert img.mode.startswith("I")                      # really stored as a 16-bit image
+    image = read_image(str(path))
+    assert image.shape == (2, 3, 3) and image.dtype == np.float32
+    expected = values.astype(np.float64) / 65535
+    for channel in range(3):
+        np.testing.assert_allclose(image[..., channel], expected, rtol=0, atol=1e-7)
+
+
+def test_16_bit_png_in_a_folder_keeps_its_mid_gray(tmp_path):
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        Image.fromarray(np.full((6, 6), 32768, dtype=np.uint16)).save(tmp_path / cls / "x.png")
+    images, _ = ImageFolder(tmp_path, image_size=4).arrays()
+    np.testing.assert_allclose(images, 32768 / 65535, rtol=0, atol=1e-6)
+
+
+def test_a_folder_with_one_class_is_refused(tmp_path):
+    (tmp_path / "only").mkdir()
+    write(tmp_path / "only" / "a.png", np.zeros((4, 4, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match=re.escape(f"image folder {tmp_path} must have at least 2 class "
+                                                   f"subfolders, got 1 ('only')")):
+        ImageFolder(tmp_path)

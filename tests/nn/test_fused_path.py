@@ -35,6 +35,9 @@ def test_fused_and_readable_paths_agree_on_a_whole_model(monkeypatch, dtype):
     grad_scale = max(float(np.max(np.abs(g))) for g in g0.values())
     rows = [compare("logits", y1, y0, atol=atol, rtol=rtol), compare("dx", dx1, dx0, atol=atol, rtol=rtol)]
     rows += [compare(k, g1[k], g0[k], atol=atol, rtol=rtol, scale=grad_scale) for k in g0]
-    rows += [compare(k, s1[k], s0[k], atol=atol, rtol=rtol) for k in s0]
+    # State (weights, BN running statistics) against the state's own scale: a running mean whose
+    # input is centred by the previous BN is ~0 in exact arithmetic, round-off of activations ~1.
+    state_scale = max(float(np.max(np.abs(v))) for v in s0.values())
+    rows += [compare(k, s1[k], s0[k], atol=atol, rtol=rtol, scale=state_scale) for k in s0]
     bad = [f"{row.name}: {row.error:.2e}" for row in rows if not row.ok]
     assert not bad, bad

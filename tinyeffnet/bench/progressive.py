@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 
-from ..train import TrainConfig, Trainer
+from ..train import DEFAULT_BATCH_SIZE, TrainConfig, Trainer
 
 TARGET = 0.90
 
@@ -33,8 +33,8 @@ def run(out: str = "runs/bench_progressive", epochs: int | None = None, progress
     if epochs is not None:
         base = dataclasses.replace(base, epochs=epochs)
     log("warm-up (compiles the kernels at every size) ...")
-    warm = dataclasses.replace(base, epochs=base.stages, train_samples=base.batch_size, val_samples=10,
-                               out=os.path.join(out, "warmup"))
+    warm = dataclasses.replace(base, epochs=base.stages, train_samples=base.batch_size or DEFAULT_BATCH_SIZE,
+                               val_samples=10, out=os.path.join(out, "warmup"))
     Trainer(warm, progress=False, log=lambda *a: None).run()
     results = {}
     for name, progressive in (("progressive", True), ("fixed", False)):

@@ -5,12 +5,13 @@
       dog/   c.jpeg ...              class 1
 
 Each image is decoded to RGB (grayscale is repeated into 3 channels, an alpha channel dropped),
-scaled to [0, 1], its largest central square cut out and resampled bilinearly to S x S (see
-``augment.center_crop_resize``). Decoding uses Pillow (installed with matplotlib); without Pillow,
-matplotlib.image.imread reads PNG files.
+scaled to [0, 1] by its real bit depth (8-bit: / 255; 16-bit PNG: / 65535), its largest central
+square cut out and resampled bilinearly to S x S (see ``augment.center_crop_resize``). Decoding uses
+Pillow (installed with matplotlib); without Pillow, matplotlib.image.imread reads PNG files.
 
 Errors name the path: a missing root or a root that is not a folder, a root without class
-subfolders, a class folder without images, and any file that cannot be decoded.
+subfolders, a root with a single class (a classifier of one class is always right: its accuracy 1.0
+would mean nothing), a class folder without images, and any file that cannot be decoded.
 
 Dimension legend: N images in a batch, S output side, 3 channels (RGB).
 Output: float32 NHWC images in [0, 1], int64 labels.
@@ -28,8 +29,12 @@ __all__ = ["ImageFolder", "read_image", "IMAGE_EXTENSIONS"]
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 
 
-def _to_rgb_float(array: np.ndarray, path: str) -> np.ndarray:
-    """uint8 / uint16 / float arrays (H, W), (H, W, 1|3|4) -> (H, W, 3) float32 in [0, 1]."""
+def _to_rgb_float(array: np.ndarray, path: str, max_value: int | None = None) -> np.ndarray:
+    """uint8 / uint16 / float arrays (H, W), (H, W, 1|3|4) -> (H, W, 3) float32 in [0, 1].
+
+    Integer pixels are divided by ``max_value``, the largest value of the image's bit depth
+    (default: the dtype's largest, 255 for uint8, 65535 for uint16).
+    """
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[-1] not in (1, 3, 4) or min(array.shape[:2]) < 1:
@@ -38,8 +43,22 @@ def _to_rgb_float(array: np.ndarray, path: str) -> np.ndarray:
     if array.shape[-1] == 1:
         array = np.repeat(array, 3, axis=-1)
     if np.issubdtype(array.dtype, np.integer):
-        return (array.astype(np.float32) / np.float32(np.iinfo(array.dtype).max))
+        top = np.iinfo(array.dtype).max if max_value is None else max_value
+        return np.clip(array.astype(np.float32) / np.float32(top), 0, 1)
     return np.clip(array.astype(np.float32), 0, 1)
+
+
+# Pillow's modes for one channel of more than 8 bits. A 16-bit grayscale PNG opens as "I;16"
+# (older Pillow: "I", 32-bit ints holding 0..65535). img.convert("RGB") would clip these to 0..255,
+# so that every pixel above 255 out of 65535 became white: the image silently turned into {0, 1}.
+_WIDE_GRAY_MODES = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535}
+
+
+def _decode_pil(img) -> tuple:
+    """(pixel array, largest value of its bit depth) of an open Pillow image."""
+    if img.mode in _WIDE_GRAY_MODES:
+        return np.asarray(img).astype(np.int64), _WIDE_GRAY_MODES[img.mode]   # (H, W), e.g. 0..65535
+    return np.asarray(img.convert("RGB")), 255                                # (H, W, 3) uint8
 
 
 def read_image(path: str) -> np.ndarray:
@@ -48,18 +67,19 @@ def read_image(path: str) -> np.ndarray:
         from PIL import Image
     except ImportError:                                            # pragma: no cover (Pillow is standard)
         Image = None
+    max_value = None
     try:
         if Image is not None:
             with Image.open(path) as img:
-                array = np.asarray(img.convert("RGB"))
-        else:
+                array, max_value = _decode_pil(img)
+        else:                                                      # pragma: no cover
             import matplotlib.image
-            array = matplotlib.image.imread(path)
+            array = matplotlib.image.imread(path)                  # PNG: float in [0, 1] already
     except FileNotFoundError:
         raise FileNotFoundError(f"image file {path} does not exist") from None
     except Exception as err:                                       # decoder errors vary by format
         raise ValueError(f"cannot read image {path}: {type(err).__name__}: {err}") from err
-    return _to_rgb_float(array, path)
+    return _to_rgb_float(array, path, max_value)
 
 
 class ImageFolder:
@@ -87,6 +107,10 @@ class ImageFolder:
                                   if not d.startswith(".") and os.path.isdir(os.path.join(root, d)))
         if not self.class_names:
             raise ValueError(f"image folder {root} has no class subfolders (expected root/<class>/<image>)")
+        if len(self.class_names) == 1:
+            raise ValueError(f"image folder {root} must have at least 2 class subfolders, got 1 "
+                             f"({self.class_names[0]!r}): with one class every prediction is right, so "
+                             f"training would report accuracy 1.0 and learn nothing")
         self.paths, labels = [], []
         for label, name in enumerate(self.class_names):
             folder = os.path.join(root, name)
