@@ -5,7 +5,7 @@ depthwise weights (KH, KW, C). See DESIGN notes in the README.
 """
 from . import _env  # noqa: F401  (must run before numba is imported anywhere)
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from . import ops  # noqa: E402,F401
 from .models import create_model, list_models  # noqa: E402,F401
