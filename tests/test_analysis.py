@@ -6,7 +6,7 @@ import torch  # noqa: F401
 import tinyeffnet.models as models
 from tinyeffnet import analysis
 
-# torchvision weights metadata "_ops" (GFLOPS = conv + linear multiply-adds), spec 2.4, to the
+# torchvision weights metadata "_ops" (GFLOPS = conv + linear multiply-adds), docs/DESIGN.md 10.3, to the
 # stated digits: S at 384, M at 480, L at 480; and S at 300 (verified in the spec, 5.308).
 PUBLISHED_GMACS = [("efficientnetv2_s", 384, 8.366), ("efficientnetv2_s", 300, 5.308),
                    ("efficientnetv2_m", 480, 24.582), ("efficientnetv2_l", 480, 56.08)]

@@ -1,7 +1,7 @@
 """tinyeffnet: EfficientNetV2 from scratch, every forward and backward pass written by hand.
 
 Layout is channels-last everywhere: activations (N, H, W, C), dense conv weights (KH, KW, Cin, Cout),
-depthwise weights (KH, KW, C). See DESIGN notes in the README.
+depthwise weights (KH, KW, C). The design, layer by layer: docs/DESIGN.md.
 """
 from . import _env  # noqa: F401  (must run before numba is imported anywhere)
 

@@ -5,7 +5,7 @@ already put in the environment wins.
 
 - ``OMP_WAIT_POLICY=PASSIVE``: Numba's OpenMP workers otherwise spin after every parallel loop and
   fight OpenBLAS (called for every GEMM) for the same cores. Measured on the 2-core CI machine
-  (shared/research/numba_engineering.md, section 3.1): im2col + GEMM 21-26 ms by default, 12-20 ms
+  (docs/DESIGN.md, section 9.1): im2col + GEMM 21-26 ms by default, 12-20 ms
   passive.
 - ``OPENBLAS_THREAD_TIMEOUT=4``: after each GEMM, OpenBLAS's worker threads keep spinning for
   2^28 cycles (about 0.1 s) by default, waiting for more work; the next Numba kernel then shares a

@@ -2,7 +2,7 @@
 
 Layers never branch on the device themselves: they ask ``ops_for(x)`` for the module that holds
 ``conv2d_forward``, ``batchnorm_forward``, ... for the kind of array ``x`` is, and call it. Both
-modules have the same names and signatures (DESIGN.md), so a layer's code is the same on every device.
+modules have the same names and signatures (docs/DESIGN.md, section 5), so a layer's code is the same on every device.
 
 - numpy.ndarray               -> tinyeffnet.ops (Numba CPU kernels)
 - a CUDA array (anything with ``__cuda_array_interface__``) -> tinyeffnet.cuda

@@ -19,9 +19,9 @@ Key names. Our model's tree (stem, stages.i.j.<unit>, head, classifier) maps ont
                  (without an expand conv every index shifts down by one); each conv unit: .0 conv, .1 BN
     timm         conv_stem, bn1 | blocks.{i}.{j}.{conv, bn1 | conv_exp, bn1, conv_pwl, bn2 |
                  conv_pw, bn1, conv_dw, bn2, se.conv_reduce, se.conv_expand, conv_pwl, bn3} |
-                 conv_head, bn2 | classifier     (spec section 3.4; timm's stage i = torchvision's i+1)
+                 conv_head, bn2 | classifier     (docs/DESIGN.md 10.4; timm's stage i = torchvision's i+1)
 
-The two lists have the same length and the same order (spec 3.4), which is also our state_dict's
+The two lists have the same length and the same order (docs/DESIGN.md 10.4), which is also our state_dict's
 order. Loading never unpickles code: ``.pth`` files go through ``torch.load(weights_only=True)`` and
 ``.npz`` through ``np.load(allow_pickle=False)``.
 

@@ -8,7 +8,7 @@ Each kernel registers its plain Python function and its signature (``{t}`` for t
 dtype; the float64 variant differs only in the type and runs in the simulator tests), plus the
 tiled GEMM's separately written float64 kernel.
 A ``.f64`` instruction in float32 PTX means a float64 constant or accumulator slipped in
-(research/numba_engineering.md, section 1: ``acc = 0.0`` gives 20 such lines).
+(docs/DESIGN.md, section 9.4: ``acc = 0.0`` gives 20 such lines).
 """
 import importlib
 import re

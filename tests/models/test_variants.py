@@ -7,7 +7,7 @@ import torchvision
 import tinyeffnet.models as models
 from tinyeffnet.models import EfficientNetV2, Stage, round_filters, round_repeats
 
-# Published counts (timm / torchvision, num_classes=1000): shared/research/effnetv2_spec.md 3.5.
+# Published counts (timm / torchvision, num_classes=1000): docs/DESIGN.md 10.3.
 PUBLISHED_PARAMS = {
     "efficientnetv2_b0": 7_139_704, "efficientnetv2_b1": 8_141_052, "efficientnetv2_b2": 10_096_086,
     "efficientnetv2_b3": 14_358_406, "efficientnetv2_s": 21_458_488, "efficientnetv2_m": 54_139_356,
@@ -52,7 +52,7 @@ def test_round_repeats_ceil():
     assert [round_repeats(r, 1.4) for r in (1, 2, 2, 3, 5, 8)] == [2, 3, 3, 5, 7, 12]  # B3
 
 
-# Derived B shapes (spec 1.3 table, identical to timm tf_efficientnetv2_b*).
+# Derived B shapes (docs/DESIGN.md 10.3, identical to timm tf_efficientnetv2_b*).
 B_SHAPES = {
     "efficientnetv2_b0": (32, (16, 32, 48, 96, 112, 192), (1, 2, 2, 3, 5, 8), 1280),
     "efficientnetv2_b1": (32, (16, 32, 48, 96, 112, 192), (2, 3, 3, 4, 6, 9), 1280),

@@ -2,7 +2,7 @@
 
 Shapes are those of EfficientNetV2-S at batch 8 and 128x128 input (stem 64x64, stage 2 32x32,
 stage 4 8x8, stage 6 4x4), float32. Each contender runs in its own process (torch and Numba thread
-pools interfere when they share a process: shared/research/numba_engineering.md, section 3.1), the
+pools interfere when they share a process: docs/DESIGN.md, section 9.1), the
 two alternate over several rounds, and the table shows the median over rounds of each process's
 median time, the range over rounds, and the ratio of medians (tinyeffnet / torch; below 1 means
 tinyeffnet is faster).
