@@ -413,3 +413,22 @@ def test_metrics_file_is_strict_json(tmp_path):
 
     for line in (tmp_path / METRICS).read_text().splitlines():
         json.loads(line, parse_constant=refuse)
+
+
+def test_plot_curves_leaves_the_matplotlib_backend_alone(tmp_path):
+    # A notebook's inline backend must survive plot_curves (it used to call matplotlib.use("Agg")).
+    import json
+    import subprocess
+    import sys
+
+    rows = [{"epoch": e, "stage": 1, "image_size": 16, "seconds": float(e), "train_loss": 2.0 / e,
+             "val_loss": 2.1 / e, "train_acc": 0.1 * e, "val_acc": 0.1 * e} for e in (1, 2)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    script = (
+        "import sys, matplotlib; matplotlib.use('svg')\n"
+        "from tinyeffnet.train import plot_curves\n"
+        f"plot_curves({str(tmp_path / 'metrics.jsonl')!r}, {str(tmp_path / 'c.png')!r})\n"
+        "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["svg", "False"], out
+    assert (tmp_path / "c.png").stat().st_size > 0

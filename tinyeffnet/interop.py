@@ -378,7 +378,7 @@ def save_npz(model: Module, path) -> None:
 
 
 def _is_checkpoint(arrays: dict) -> bool:
-    """A training checkpoint (train.py) holds its config and model.*, optim.*, ema.* arrays."""
+    """A training checkpoint (train/runner.py) holds its config and model.*, optim.*, ema.* arrays."""
     return "config" in arrays and any(key.startswith("model.") for key in arrays)
 
 
@@ -512,7 +512,7 @@ class Weights(NamedTuple):
 
 
 def _checkpoint_weights(arrays: dict, path: str, ema: bool) -> Weights:
-    """Our-named weights out of a training checkpoint (train.py's state_arrays).
+    """Our-named weights out of a training checkpoint (train/runner.py's Trainer.state_arrays).
 
     With ema=True and an EMA in the checkpoint: the EMA's averaged parameters and the buffers it
     evaluated with (``ema.shadow.*``, ``ema.buffer.*``), i.e. exactly the model that validation

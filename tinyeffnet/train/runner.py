@@ -1,20 +1,10 @@
-"""Training with progressive learning (EfficientNetV2 paper, section 4 and Algorithm 1).
+"""A training run around the algorithm: ``Trainer(cfg).run()`` or ``train(epochs=3, out="runs/quick")``.
 
-Progressive learning trains in M stages. Stage i (i = 0 .. M-1) uses image size S_i and
-regularization Phi_i (dropout rate, RandAugment magnitude, mixup alpha), both interpolated linearly
-from the first stage's values (S_0, Phi_0) to the last stage's (S_e, Phi_e):
-
-    S_i   = S_0   + (S_e   - S_0)   * i / (M - 1)
-    Phi_i = Phi_0 + (Phi_e - Phi_0) * i / (M - 1)
-
-Small images train fast but need little regularization; large images need more. The weights carry
-over from stage to stage; evaluation always uses the final (eval) size. ``progressive=False`` trains
-every epoch at S_e with Phi_e: the fixed-size baseline the paper compares against.
-
-Numbering: everything a person reads counts from 1, as people count: messages, the progress bar,
-errors and metrics.jsonl say "stage 1/4", "epoch 1/12", "step 1". In code, ``StageSettings.index``
-is the formula's i (0 .. M-1) and ``StageSettings.epochs`` holds Python epoch indices (from 0);
-``StageSettings.number`` is index + 1.
+algorithm.py says what one stage, epoch and step do. This file makes it a run that survives a long
+night: it builds the data, model and optimizer from a ``TrainConfig``, walks the schedule epoch by
+epoch, evaluates, and after every epoch writes the checkpoint and one metrics line. It resumes
+exactly (same losses as a run never stopped), turns Ctrl-C into a checkpoint at a step boundary,
+and stops on a NaN/Inf before writing anything, so the last good checkpoint survives.
 
 What a run writes into ``out`` (default runs/shapes, or runs/<folder name> for an image folder):
     metrics.jsonl    one JSON line per epoch (epoch, stage, image_size, lr, train_loss, train_acc,
@@ -30,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -38,252 +27,23 @@ from pathlib import Path
 
 import numpy as np
 
-from . import files, ops
-from .data import (BatchIterator, ImageFolder, ShapesDataset, generator_state, horizontal_flip,
-                   mixup_apply, mixup_params, rand_augment, set_generator_state)
-from .models import create_model, list_models
-from .optim import EMA, SGD, AdamW, CosineWarmup, ExponentialDecayWarmup, RMSProp, set_lr
+from .. import files
+from ..data import BatchIterator, ImageFolder, ShapesDataset, generator_state, set_generator_state
+from ..models import create_model
+from ..optim import EMA, SGD, AdamW, CosineWarmup, ExponentialDecayWarmup, RMSProp
+from .algorithm import (NonFiniteLoss, StageSettings, evaluate_with_ema, progressive_schedule, stage_of_epoch,
+                        train_epoch, train_step)
+from .config import DEFAULT_BATCH_SIZE, DEFAULT_OUT, TrainConfig, fitting_batch_size, output_folder
+from .plots import plot_curves
 
 CHECKPOINT = "checkpoint.npz"
 METRICS = "metrics.jsonl"
 CURVES = "curves.png"
 
 
-DEFAULT_BATCH_SIZE = 64          # what batch_size=None means when the training set is large enough
-DEFAULT_OUT = "runs/shapes"      # what out=None means for the built-in data
-
-
 class TrainingDiverged(RuntimeError):
     """The loss, a weight or a statistic became NaN or Inf. Nothing more is written: the last good
     checkpoint is left untouched."""
-
-
-# ----------------------------------------------------------------------------------- configuration
-@dataclass
-class TrainConfig:
-    """Every setting of a run, each checked when the config is made. The defaults are the README's
-    main job: efficientnetv2_tiny on the built-in shapes dataset, batches of 64, four progressive
-    stages from 32 to 48 px, evaluated at 48 px, the last training size, written to runs/shapes.
-    (On ImageNet the paper evaluates about 20% above the last training size; on these small images
-    we kept the two equal: an early stage evaluated at twice its training size lost most of its
-    accuracy in our runs.)
-
-    Two settings may be left as None, meaning "choose for me":
-        batch_size=None   64, or, for a training set of fewer than 64 images, the largest power of
-                          two that fits (every batch is a full one). A number is used as given, and
-                          one larger than the training set is an error.
-        out=None          runs/shapes for the built-in data, runs/<folder name> for an image folder,
-                          so that a run on your own images never overwrites the main job's results.
-    """
-
-    model: str = "efficientnetv2_tiny"
-    data: str | None = None              # None: the built-in ShapesDataset; else an image folder
-    train_samples: int = 8000            # built-in data only
-    val_samples: int = 1000
-    val_fraction: float = 0.1            # image folder: share of images held out for validation
-    epochs: int = 12
-    batch_size: int | None = None        # None: DEFAULT_BATCH_SIZE, or what fits a small training set
-    optimizer: str = "adamw"             # adamw | rmsprop (the paper's TF flavour) | sgd
-    lr: float = 4e-3
-    weight_decay: float = 0.05           # AdamW's decoupled decay (rmsprop/sgd: L2, use ~1e-5)
-    schedule: str = "cosine"             # cosine | exponential (the paper: 0.97 every 2.4 epochs)
-    warmup_epochs: float = 1.0
-    label_smoothing: float = 0.1
-    drop_path_rate: float = 0.1
-    ema_decay: float = 0.995             # 0 disables the EMA; evaluation uses the EMA weights
-    progressive: bool = True
-    stages: int = 4
-    min_size: int = 32                   # S_0
-    max_size: int = 48                   # S_e, the last training size
-    eval_size: int = 48                  # validation size (the paper's ImageNet runs: ~20% above S_e)
-    dropout: tuple = (0.05, 0.2)         # (first stage, last stage)
-    randaug: tuple = (0.0, 5.0)          # RandAugment magnitude on the 0..30 scale
-    mixup: tuple = (0.0, 0.1)            # mixup alpha (0 = off)
-    seed: int = 0
-    out: str | None = None               # None: DEFAULT_OUT, or runs/<data folder name>
-
-    def __post_init__(self):
-        """Check every field, naming the argument, what it must be and what it got; store plain
-        Python types (np.int64 -> int, lists -> tuples) so that the config is always JSON."""
-        self.model = _check_model(self.model)
-        self.data = _check_folder("data", self.data)
-        for name in ("train_samples", "val_samples", "epochs", "stages"):
-            setattr(self, name, _check_int(name, getattr(self, name), 1))
-        self.batch_size = _check_int("batch_size", self.batch_size, 1, none_means="choose one that fits")
-        self.min_size = _check_int("min_size", self.min_size, 8)
-        self.max_size = _check_int("max_size", self.max_size, self.min_size, minimum_name="min_size")
-        self.eval_size = _check_int("eval_size", self.eval_size, 8)
-        self.seed = _check_int("seed", self.seed, 0)
-        self.optimizer = _check_choice("optimizer", self.optimizer, ("adamw", "rmsprop", "sgd"))
-        self.schedule = _check_choice("schedule", self.schedule, ("cosine", "exponential"))
-        self.lr = _check_number("lr", self.lr, 0, math.inf, low_open=True)
-        self.weight_decay = _check_number("weight_decay", self.weight_decay, 0, math.inf)
-        self.warmup_epochs = _check_number("warmup_epochs", self.warmup_epochs, 0, math.inf)
-        self.label_smoothing = _check_number("label_smoothing", self.label_smoothing, 0, 1, high_open=True)
-        self.drop_path_rate = _check_number("drop_path_rate", self.drop_path_rate, 0, 1, high_open=True)
-        self.ema_decay = _check_number("ema_decay", self.ema_decay, 0, 1, high_open=True)
-        self.val_fraction = _check_number("val_fraction", self.val_fraction, 0, 1, low_open=True, high_open=True)
-        self.dropout = _check_pair("dropout", self.dropout, 0, 1, high_open=True)
-        self.randaug = _check_pair("randaug", self.randaug, 0, 30)
-        self.mixup = _check_pair("mixup", self.mixup, 0, math.inf)
-        if not isinstance(self.progressive, (bool, np.bool_)):
-            raise ValueError(f"progressive must be True or False, got {self.progressive!r}")
-        self.progressive = bool(self.progressive)
-        self.out = _check_path("out", self.out)
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-
-# ------------------------------------------------------------ checks behind TrainConfig.__post_init__
-def _is_bool(value) -> bool:
-    return isinstance(value, (bool, np.bool_))
-
-
-def _check_int(name: str, value, minimum: int, minimum_name: str | None = None,
-               none_means: str | None = None):
-    """value as an int >= minimum (bools refused: True is not a batch size). None is accepted only
-    when ``none_means`` says what it means."""
-    if value is None and none_means is not None:
-        return None
-    if _is_bool(value) or not isinstance(value, (int, np.integer)) or value < minimum:
-        bound = f"{minimum_name} ({minimum})" if minimum_name else str(minimum)
-        alternative = f" or None ({none_means})" if none_means else ""
-        raise ValueError(f"{name} must be an int >= {bound}{alternative}, got {value!r}")
-    return int(value)
-
-
-def _interval(low, high, low_open: bool, high_open: bool) -> str:
-    """'in [0, 1)', '> 0', '>= 0': the readable form of an interval."""
-    if high == math.inf:
-        return f"> {low:g}" if low_open else f">= {low:g}"
-    return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-
-
-def _check_number(name: str, value, low, high, low_open: bool = False, high_open: bool = False) -> float:
-    """value as a float, finite (NaN and Inf refused) and inside the interval."""
-    ok = (not _is_bool(value) and isinstance(value, (int, float, np.integer, np.floating))
-          and math.isfinite(value)
-          and (value > low if low_open else value >= low)
-          and (value < high if high_open else value <= high))
-    if not ok:
-        raise ValueError(f"{name} must be a finite number {_interval(low, high, low_open, high_open)}, got {value!r}")
-    return float(value)
-
-
-def _check_pair(name: str, value, low, high, high_open: bool = False) -> tuple:
-    """A (first stage, last stage) pair of numbers, each checked like ``_check_number``."""
-    if isinstance(value, np.ndarray):
-        value = tuple(value.tolist())
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise ValueError(f"{name} must be a pair (first stage, last stage) of numbers "
-                         f"{_interval(low, high, False, high_open)}, got {value!r}")
-    return tuple(_check_number(f"{name}[{i}]", v, low, high, high_open=high_open) for i, v in enumerate(value))
-
-
-def _check_choice(name: str, value, choices: tuple) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be {', '.join(choices[:-1])} or {choices[-1]}, got {value!r}")
-    return value
-
-
-def _check_model(name) -> str:
-    """A model name create_model knows (torchvision's efficientnet_v2_s spelling accepted)."""
-    known = list_models()
-    spelled = name.lower().replace("efficientnet_v2_", "efficientnetv2_") if isinstance(name, str) else None
-    if spelled not in known:
-        raise ValueError(f"model must be one of {', '.join(known)}, got {name!r}")
-    return name
-
-
-def _check_path(name: str, value):
-    """None, or a str / os.PathLike, returned as a str (so that the config stays JSON)."""
-    if value is None:
-        return None
-    if not isinstance(value, (str, os.PathLike)) or os.fspath(value) == "":
-        raise ValueError(f"{name} must be a folder path (str) or None, got {value!r}")
-    return os.fspath(value)
-
-
-def _check_folder(name: str, value):
-    """None, or the path of an existing folder."""
-    value = _check_path(name, value)
-    if value is not None and not os.path.isdir(value):
-        why = "it is not a folder" if os.path.exists(value) else "it does not exist"
-        raise ValueError(f"{name} must be an existing folder with one subfolder per class, got {value!r}: {why}")
-    return value
-
-
-def output_folder(cfg: TrainConfig) -> Path:
-    """Where a run writes: ``cfg.out``, or when it is None runs/shapes (built-in data) or
-    runs/<folder name> (an image folder), so that --data runs never overwrite the main job's."""
-    if cfg.out is not None:
-        return Path(cfg.out)
-    if cfg.data is None:
-        return Path(DEFAULT_OUT)
-    return Path("runs") / Path(cfg.data).resolve().name
-
-
-def fitting_batch_size(requested: int | None, num_train: int) -> int:
-    """The batch size a run uses. Every batch is a full one (drop_last), so it must not exceed the
-    training set. None: DEFAULT_BATCH_SIZE, or the largest power of two <= num_train if that is
-    smaller. A requested size larger than the training set is an error saying what to do."""
-    if requested is None:
-        return min(DEFAULT_BATCH_SIZE, 2 ** int(math.log2(num_train)))
-    if requested > num_train:
-        raise ValueError(f"batch_size must be <= the number of training images ({num_train}), got {requested}: "
-                         f"every batch is a full one, so none would fit. Pass a smaller batch size, or leave "
-                         f"it unset to use one that fits")
-    return requested
-
-
-@dataclass(frozen=True)
-class StageSettings:
-    """What one progressive stage trains with."""
-
-    index: int             # i in the formula, 0 .. M-1
-    epochs: tuple          # the epochs of this stage, as Python indices (from 0)
-    image_size: int
-    dropout: float
-    randaug: float
-    mixup: float
-
-    @property
-    def number(self) -> int:
-        """The stage as people count it (1 .. M): what messages and metrics.jsonl say."""
-        return self.index + 1
-
-
-def progressive_schedule(cfg: TrainConfig) -> list:
-    """The stages of Algorithm 1: sizes and regularization interpolated linearly over M stages.
-
-    Epochs are split as evenly as possible (earlier stages get one fewer when they don't divide).
-    With ``progressive=False`` there is one stage at the final size and regularization.
-    """
-    if not cfg.progressive:
-        return [StageSettings(0, tuple(range(cfg.epochs)), cfg.max_size, cfg.dropout[1], cfg.randaug[1], cfg.mixup[1])]
-    m = min(cfg.stages, cfg.epochs)
-    counts = [cfg.epochs // m + (1 if i >= m - cfg.epochs % m else 0) for i in range(m)]
-    stages, first = [], 0
-    for i, count in enumerate(counts):
-        frac = i / (m - 1) if m > 1 else 1.0
-
-        def lerp(pair):
-            return pair[0] + (pair[1] - pair[0]) * frac
-
-        size = int(round(lerp((cfg.min_size, cfg.max_size))))
-        stages.append(StageSettings(i, tuple(range(first, first + count)), size,
-                                    lerp(cfg.dropout), lerp(cfg.randaug), lerp(cfg.mixup)))
-        first += count
-    return stages
-
-
-def stage_of_epoch(stages: list, epoch: int) -> StageSettings:
-    """The stage that trains epoch index ``epoch`` (from 0)."""
-    for stage in stages:
-        if epoch in stage.epochs:
-            return stage
-    raise ValueError(f"epoch {epoch} is outside the schedule ({sum(len(s.epochs) for s in stages)} epochs)")
 
 
 # ------------------------------------------------------------------------------------ building parts
@@ -330,50 +90,6 @@ def build_lr_schedule(cfg: TrainConfig):
     if cfg.schedule == "cosine":
         return CosineWarmup(cfg.lr, total=cfg.epochs, warmup=min(cfg.warmup_epochs, cfg.epochs / 2))
     return ExponentialDecayWarmup(cfg.lr, warmup=min(cfg.warmup_epochs, cfg.epochs / 2), rate=0.97, every=2.4)
-
-
-def normalize(images: np.ndarray) -> np.ndarray:
-    """[0, 1] -> [-1, 1] (mean = std = 0.5, as the TF EfficientNetV2 checkpoints expect)."""
-    return (images - np.float32(0.5)) / np.float32(0.5)
-
-
-def augment(images: np.ndarray, stage: StageSettings, rng: np.random.Generator) -> np.ndarray:
-    """Flip and RandAugment (2 layers) at the stage's magnitude. images (N, S, S, 3) in [0, 1]."""
-    images = horizontal_flip(images, rng)
-    if stage.randaug > 0:
-        images = rand_augment(images, rng, num_layers=2, magnitude=stage.randaug)
-    return images
-
-
-# ------------------------------------------------------------------------------------------ the loss
-def mixed_loss(logits, labels, lam: float, perm, label_smoothing: float):
-    """Cross-entropy against the mixed target lam*y + (1-lam)*y[perm] (mixup).
-
-    Cross-entropy is linear in the target distribution, so the loss and its gradient are the
-    lam-weighted sums of the two ordinary losses. perm None means no mixup.
-    """
-    loss, dlogits = ops.softmax_cross_entropy(logits, labels, label_smoothing)
-    if perm is None or lam >= 1.0:
-        return float(loss), dlogits
-    loss2, dlogits2 = ops.softmax_cross_entropy(logits, labels[perm], label_smoothing)
-    lam_t = logits.dtype.type(lam)
-    return float(lam * loss + (1 - lam) * loss2), lam_t * dlogits + (1 - lam_t) * dlogits2
-
-
-def evaluate(model, dataset, image_size: int, batch_size: int = 250) -> tuple:
-    """(mean loss, accuracy) of the model in eval mode over the whole dataset at ``image_size``."""
-    was_training = model.training
-    model.eval()
-    total_loss, correct = 0.0, 0
-    for start in range(0, len(dataset), batch_size):
-        indices = np.arange(start, min(start + batch_size, len(dataset)))
-        images, labels = dataset.batch(indices, image_size)
-        logits = model(normalize(images))
-        loss, _ = ops.softmax_cross_entropy(logits, labels)
-        total_loss += float(loss) * len(indices)
-        correct += int(np.sum(np.argmax(logits, axis=1) == labels))
-    model.train(was_training)
-    return total_loss / len(dataset), correct / len(dataset)
 
 
 # ------------------------------------------------------------------------------------- checkpoints
@@ -623,29 +339,20 @@ class Trainer:
 
     # ---------------------------------------------------------------- the loop
     def train_step(self, indices, stage: StageSettings) -> tuple:
-        """One optimizer step on a batch. Returns (loss, number correct)."""
-        cfg = self.cfg
+        """One optimizer step on a batch. Returns (loss, number correct).
+
+        Loads the batch at the stage's size, takes the lr of this point of the run (t: fractional
+        epochs done), and hands both to ``algorithm.train_step``; then counts the step. A NaN/Inf
+        loss raises TrainingDiverged naming the step, before any weight changed."""
         images, labels = self.train_set.batch(indices, stage.image_size)       # (B, S, S, 3), (B,)
-        images = augment(images, stage, self.aug_rng)
-        lam, perm = 1.0, None
-        if stage.mixup > 0:
-            lam, perm = mixup_params(len(labels), stage.mixup, self.aug_rng)
-            images = mixup_apply(images, labels, self.train_set.num_classes, lam, perm)[0]
         t = self.counters.epoch + self.batches.position / (len(self.batches) * self.batch_size)
-        set_lr(self.optimizer, self.lr_at(t))
-        logits = self.model(normalize(images))                                  # (B, classes)
-        loss, dlogits = mixed_loss(logits, labels, lam, perm, cfg.label_smoothing)
-        if not math.isfinite(loss):
-            raise self._diverged(f"loss became {loss} at {self._where(self.counters.global_step + 1)}")
-        self.model.zero_grad()
-        self.model.backward(dlogits)
-        self.optimizer.step()
-        if self.ema is not None:
-            self.ema.update()
+        try:
+            result = train_step(self.model, self.optimizer, images, labels, stage, self.aug_rng,
+                                label_smoothing=self.cfg.label_smoothing, lr=self.lr_at(t), ema=self.ema)
+        except NonFiniteLoss as error:
+            raise self._diverged(f"loss became {error.loss} at {self._where(self.counters.global_step + 1)}") from None
         self.counters.global_step += 1
-        # With mixup the image is mostly image[perm] when lam < 0.5: score against its main label.
-        main_labels = labels if perm is None or lam >= 0.5 else labels[perm]
-        return loss, int(np.sum(np.argmax(logits, axis=1) == main_labels))
+        return result
 
     def _first_train_step(self, indices, stage: StageSettings, bar) -> tuple:
         """The first step of a run, announced: Numba compiles the kernels on first use (20-60 s
@@ -662,31 +369,34 @@ class Trainer:
         return result
 
     def run_epoch(self, stage: StageSettings, bar) -> dict:
-        """Train the rest of the current epoch, evaluate, and return its metrics row."""
+        """Train the rest of the current epoch, evaluate, and return its metrics row.
+
+        ``algorithm.train_epoch`` does the steps; this adds what a run keeps per step: the running
+        sums and time (in the counters, so a mid-epoch checkpoint carries them), the Ctrl-C check
+        and the progress bar."""
         c = self.counters
-        self.model.dropout.p = stage.dropout
         start = time.perf_counter() - c.epoch_seconds
-        for indices in self.batches:
+
+        def step(indices, this_stage):
             if self._first_step:
-                loss, correct = self._first_train_step(indices, stage, bar)
-            else:
-                loss, correct = self.train_step(indices, stage)
-            c.loss_sum += loss * len(indices)
+                return self._first_train_step(indices, this_stage, bar)
+            return self.train_step(indices, this_stage)
+
+        def after_step(n: int, loss: float, correct: int) -> None:
+            c.loss_sum += loss * n
             c.correct += correct
-            c.seen += len(indices)
+            c.seen += n
             c.epoch_seconds = time.perf_counter() - start
             self._stop.check()              # a Ctrl-C during the step stops here, at a clean boundary
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(stage=stage.number, size=stage.image_size, loss=f"{c.loss_sum / c.seen:.3f}",
                                 acc=f"{c.correct / c.seen:.3f}", img_s=f"{c.seen / c.epoch_seconds:.0f}")
+
+        train_epoch(self.model, self.batches, stage, step, after_step)
         train_seconds = c.epoch_seconds
         eval_start = time.perf_counter()
-        if self.ema is not None:
-            with self.ema.applied():
-                val_loss, val_acc = evaluate(self.model, self.val_set, self.cfg.eval_size)
-        else:
-            val_loss, val_acc = evaluate(self.model, self.val_set, self.cfg.eval_size)
+        val_loss, val_acc = evaluate_with_ema(self.model, self.ema, self.val_set, self.cfg.eval_size)
         c.seconds += train_seconds + (time.perf_counter() - eval_start)
         row = {
             "epoch": c.epoch + 1, "stage": stage.number, "image_size": stage.image_size,
@@ -796,50 +506,6 @@ class _deferred_interrupts:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
         return False
-
-
-# ----------------------------------------------------------------------------------------- plotting
-def read_metrics(path) -> list:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-
-
-def plot_curves(metrics_path, png_path, title: str | None = None) -> None:
-    """Loss and accuracy against time; stage boundaries as dashed lines labelled with the image size."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = read_metrics(metrics_path)
-    if not rows:
-        return
-    t = [r["seconds"] for r in rows]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-    ax_loss.plot(t, [r["train_loss"] for r in rows], "o-", label="train")
-    ax_loss.plot(t, [r["val_loss"] for r in rows], "o-", label="val")
-    ax_acc.plot(t, [r["train_acc"] for r in rows], "o-", label="train")
-    ax_acc.plot(t, [r["val_acc"] for r in rows], "o-", label="val")
-    for ax in (ax_loss, ax_acc):
-        previous = None
-        for i, r in enumerate(rows):
-            if r["stage"] != previous:
-                start = 0.0 if i == 0 else rows[i - 1]["seconds"]
-                ax.axvline(start, color="gray", ls="--", lw=0.8)
-                ax.text(start, 1.0, f" {r['image_size']}px", transform=ax.get_xaxis_transform(),
-                        va="top", fontsize=8, color="gray")
-                previous = r["stage"]
-        ax.set_xlabel("seconds")
-        ax.legend()
-        ax.grid(alpha=0.3)
-    ax_loss.set_ylabel("loss")
-    ax_acc.set_ylabel("accuracy")
-    ax_acc.set_ylim(0, 1)
-    fig.suptitle(title or f"training curves ({Path(metrics_path).parent.name})")
-    fig.tight_layout()
-    tmp = Path(png_path).with_name(Path(png_path).name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, png_path)
 
 
 def train(cfg: TrainConfig | None = None, resume: bool = False, progress: bool = True, log=print,

@@ -1,0 +1,216 @@
+"""Training with progressive learning (EfficientNetV2 paper, section 4 and Algorithm 1).
+
+Progressive learning trains in M stages. Stage i (i = 0 .. M-1) uses image size S_i and
+regularization Phi_i (dropout rate, RandAugment magnitude, mixup alpha), both interpolated linearly
+from the first stage's values (S_0, Phi_0) to the last stage's (S_e, Phi_e):
+
+    S_i   = S_0   + (S_e   - S_0)   * i / (M - 1)
+    Phi_i = Phi_0 + (Phi_e - Phi_0) * i / (M - 1)
+
+Small images train fast but need little regularization; large images need more. The weights carry
+over from stage to stage; evaluation always uses the final (eval) size. ``progressive=False`` trains
+every epoch at S_e with Phi_e: the fixed-size baseline the paper compares against.
+
+Algorithm 1, and the function of this file that does each line:
+
+    for i in 0 .. M-1:                                   progressive_schedule -> StageSettings
+        S_i, Phi_i = interpolate(...)
+        for each epoch of stage i:                       train_epoch (dropout = Phi_i's rate)
+            for each batch at size S_i:                  train_step
+                flip + RandAugment(Phi_i)                  augment
+                mixup(Phi_i)                               mixup_params / mixup_apply
+                forward, loss, backward, step, EMA         normalize, mixed_loss
+            evaluate at the eval size (EMA weights)      evaluate_with_ema / evaluate
+
+Numbering: everything a person reads counts from 1, as people count: messages, the progress bar,
+errors and metrics.jsonl say "stage 1/4", "epoch 1/12", "step 1". In code, ``StageSettings.index``
+is the formula's i (0 .. M-1) and ``StageSettings.epochs`` holds Python epoch indices (from 0);
+``StageSettings.number`` is index + 1.
+
+This file is the algorithm only: no files, no signals, no progress bar. The whole loop, without
+them (runner.py's ``Trainer.run`` walks the same loop and adds checkpoints, exact resume,
+metrics.jsonl, the lr schedule and Ctrl-C handling around it):
+
+    def step(indices, stage):                                 # load the batch at S_i, one step
+        images, labels = train_set.batch(indices, stage.image_size)
+        return train_step(model, optimizer, images, labels, stage, rng, label_smoothing=0.1)
+
+    for stage in progressive_schedule(cfg):
+        for epoch in stage.epochs:
+            train_epoch(model, batches, stage, step)
+            print(stage.number, epoch + 1, evaluate(model, val_set, cfg.eval_size))
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import ops
+from ..data import horizontal_flip, mixup_apply, mixup_params, rand_augment
+from ..optim import set_lr
+from .config import TrainConfig
+
+
+# ------------------------------------------------------------------------------------ the schedule
+@dataclass(frozen=True)
+class StageSettings:
+    """What one progressive stage trains with."""
+
+    index: int             # i in the formula, 0 .. M-1
+    epochs: tuple          # the epochs of this stage, as Python indices (from 0)
+    image_size: int
+    dropout: float
+    randaug: float
+    mixup: float
+
+    @property
+    def number(self) -> int:
+        """The stage as people count it (1 .. M): what messages and metrics.jsonl say."""
+        return self.index + 1
+
+
+def progressive_schedule(cfg: TrainConfig) -> list:
+    """The stages of Algorithm 1: sizes and regularization interpolated linearly over M stages.
+
+    Epochs are split as evenly as possible (earlier stages get one fewer when they don't divide).
+    With ``progressive=False`` there is one stage at the final size and regularization.
+    """
+    if not cfg.progressive:
+        return [StageSettings(0, tuple(range(cfg.epochs)), cfg.max_size, cfg.dropout[1], cfg.randaug[1], cfg.mixup[1])]
+    m = min(cfg.stages, cfg.epochs)
+    counts = [cfg.epochs // m + (1 if i >= m - cfg.epochs % m else 0) for i in range(m)]
+    stages, first = [], 0
+    for i, count in enumerate(counts):
+        frac = i / (m - 1) if m > 1 else 1.0                 # i / (M - 1)
+        size = int(round(_lerp((cfg.min_size, cfg.max_size), frac)))
+        stages.append(StageSettings(i, tuple(range(first, first + count)), size, _lerp(cfg.dropout, frac),
+                                    _lerp(cfg.randaug, frac), _lerp(cfg.mixup, frac)))
+        first += count
+    return stages
+
+
+def _lerp(pair: tuple, frac: float) -> float:
+    """first + (last - first) * frac: the S_i and Phi_i formulas above, for a (first, last) pair."""
+    return pair[0] + (pair[1] - pair[0]) * frac
+
+
+def stage_of_epoch(stages: list, epoch: int) -> StageSettings:
+    """The stage that trains epoch index ``epoch`` (from 0)."""
+    for stage in stages:
+        if epoch in stage.epochs:
+            return stage
+    raise ValueError(f"epoch {epoch} is outside the schedule ({sum(len(s.epochs) for s in stages)} epochs)")
+
+
+# ------------------------------------------------------------------------ inputs and the loss
+def normalize(images: np.ndarray) -> np.ndarray:
+    """[0, 1] -> [-1, 1] (mean = std = 0.5, as the TF EfficientNetV2 checkpoints expect)."""
+    return (images - np.float32(0.5)) / np.float32(0.5)
+
+
+def augment(images: np.ndarray, stage: StageSettings, rng: np.random.Generator) -> np.ndarray:
+    """Flip and RandAugment (2 layers) at the stage's magnitude. images (N, S, S, 3) in [0, 1]."""
+    images = horizontal_flip(images, rng)
+    if stage.randaug > 0:
+        images = rand_augment(images, rng, num_layers=2, magnitude=stage.randaug)
+    return images
+
+
+def mixed_loss(logits, labels, lam: float, perm, label_smoothing: float):
+    """Cross-entropy against the mixed target lam*y + (1-lam)*y[perm] (mixup).
+
+    Cross-entropy is linear in the target distribution, so the loss and its gradient are the
+    lam-weighted sums of the two ordinary losses. perm None means no mixup.
+    """
+    loss, dlogits = ops.softmax_cross_entropy(logits, labels, label_smoothing)
+    if perm is None or lam >= 1.0:
+        return float(loss), dlogits
+    loss2, dlogits2 = ops.softmax_cross_entropy(logits, labels[perm], label_smoothing)
+    lam_t = logits.dtype.type(lam)
+    return float(lam * loss + (1 - lam) * loss2), lam_t * dlogits + (1 - lam_t) * dlogits2
+
+
+# ------------------------------------------------------------------------------------ one step
+class NonFiniteLoss(FloatingPointError):
+    """The loss of a step was NaN or Inf. Raised before the backward pass, so the weights are
+    untouched: one step on a NaN gradient would make every weight NaN."""
+
+    def __init__(self, loss: float):
+        super().__init__(f"loss became {loss}")
+        self.loss = loss
+
+
+def train_step(model, optimizer, images, labels, stage: StageSettings, rng: np.random.Generator, *,
+               label_smoothing: float, lr: float | None = None, ema=None) -> tuple:
+    """One optimizer step of the stage on one batch. Returns (loss, number correct).
+
+    images (B, S_i, S_i, 3) in [0, 1] at the stage's size, labels (B,) ints. ``rng`` draws the
+    augmentation and mixup; ``lr`` (None: keep the optimizer's) is the schedule's value for this
+    step; ``ema`` (or None) is updated after the step. NonFiniteLoss if the loss is NaN or Inf.
+    The step knows nothing of epochs, checkpoints or counters: the caller keeps those.
+    """
+    # 1. Regularization Phi_i: flip + RandAugment, then mixup (lam = 1, perm None: no mixup).
+    images = augment(images, stage, rng)                                      # (B, S, S, 3)
+    lam, perm = 1.0, None
+    if stage.mixup > 0:
+        lam, perm = mixup_params(len(labels), stage.mixup, rng)
+        images = mixup_apply(images, labels, model.num_classes, lam, perm)[0]
+    if lr is not None:
+        set_lr(optimizer, lr)
+    # 2. Forward and loss. A NaN/Inf loss stops here, before it can reach a single weight.
+    logits = model(normalize(images))                                         # (B, classes)
+    loss, dlogits = mixed_loss(logits, labels, lam, perm, label_smoothing)    # float, (B, classes)
+    if not math.isfinite(loss):
+        raise NonFiniteLoss(loss)
+    # 3. Backward (gradients accumulate, so clear them first), the update, the EMA of the weights.
+    model.zero_grad()
+    model.backward(dlogits)
+    optimizer.step()
+    if ema is not None:
+        ema.update()
+    # With mixup the image is mostly image[perm] when lam < 0.5: score against its main label.
+    main_labels = labels if perm is None or lam >= 0.5 else labels[perm]
+    return loss, int(np.sum(np.argmax(logits, axis=1) == main_labels))
+
+
+# ------------------------------------------------------------------------------- the loop
+def train_epoch(model, batches, stage: StageSettings, step, after_step=None) -> None:
+    """Train one epoch of a stage: Algorithm 1's inner loop.
+
+    batches: iterable of index arrays (B,), one per batch (a BatchIterator: shuffled, full
+    batches; one resumed mid-epoch yields only the rest). step(indices, stage) -> (loss, correct)
+    loads the batch at the stage's size and takes one ``train_step``. after_step(n, loss, correct),
+    if given, is called after every step: the runner counts, times and reports there.
+    """
+    model.dropout.p = stage.dropout                       # Phi_i: the dropout rate before the classifier
+    for indices in batches:
+        loss, correct = step(indices, stage)
+        if after_step is not None:
+            after_step(len(indices), loss, correct)
+
+
+def evaluate(model, dataset, image_size: int, batch_size: int = 250) -> tuple:
+    """(mean loss, accuracy) of the model in eval mode over the whole dataset at ``image_size``."""
+    was_training = model.training
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(dataset), batch_size):
+        indices = np.arange(start, min(start + batch_size, len(dataset)))
+        images, labels = dataset.batch(indices, image_size)                   # (b, S, S, 3), (b,)
+        logits = model(normalize(images))                                     # (b, classes)
+        loss, _ = ops.softmax_cross_entropy(logits, labels)
+        total_loss += float(loss) * len(indices)
+        correct += int(np.sum(np.argmax(logits, axis=1) == labels))
+    model.train(was_training)
+    return total_loss / len(dataset), correct / len(dataset)
+
+
+def evaluate_with_ema(model, ema, dataset, image_size: int) -> tuple:
+    """``evaluate`` with the EMA weights when there is an EMA (they generalize better than the
+    last step's weights), with the model's own weights otherwise."""
+    if ema is None:
+        return evaluate(model, dataset, image_size)
+    with ema.applied():
+        return evaluate(model, dataset, image_size)
