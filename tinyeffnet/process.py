@@ -1,22 +1,31 @@
-"""Process settings that must be in place before Numba is imported.
+"""Process settings for fast kernels, applied only when asked: ``tinyeffnet.configure_process()``.
 
-Imported first by ``tinyeffnet/__init__.py``. Each setting is a default only: a value the user has
-already put in the environment wins.
+``import tinyeffnet`` changes nothing outside the package (not even ``os.environ``), so that other
+libraries in the same process (torch, another Numba user) keep their own settings. The CLI, the
+benchmarks, the notebooks and the tests call ``configure_process()`` first thing, before numpy is
+imported; a user's script can do the same::
+
+    import tinyeffnet
+    tinyeffnet.configure_process()        # before numpy, numba or torch are imported
+    import numpy as np
+
+Each setting is a default only: a value the user already put in the environment wins.
 
 - ``OMP_WAIT_POLICY=PASSIVE``: Numba's OpenMP workers otherwise spin after every parallel loop and
-  fight OpenBLAS (called for every GEMM) for the same cores. Measured on the 2-core CI machine
-  (docs/DESIGN.md, section 9.1): im2col + GEMM 21-26 ms by default, 12-20 ms
-  passive.
+  fight OpenBLAS (called for every GEMM) for the same cores; with torch in the process, its OpenMP
+  threads too. Measured on a 2-core machine (docs/DESIGN.md, section 9.1): im2col + GEMM 21-26 ms by
+  default, 12-20 ms passive.
 - ``OPENBLAS_THREAD_TIMEOUT=4``: after each GEMM, OpenBLAS's worker threads keep spinning for
   2^28 cycles (about 0.1 s) by default, waiting for more work; the next Numba kernel then shares a
   core with a spinning thread and runs up to 2x slower. With 4 (2^4 cycles, the minimum) they go to
-  sleep at once. Measured on the 2-core CI machine, EfficientNetV2-S training step at 128 px:
-  1.23-1.32 s with the default, 1.05-1.11 s with 4. OpenBLAS reads this when it is loaded, that is
-  when numpy is first imported: import tinyeffnet before numpy to get it (``NUMPY_WAS_FIRST`` says
-  whether it came too late). The CLI and the benchmarks do.
+  sleep at once. EfficientNetV2-S training step at 128 px: 1.23-1.32 s by default, 1.05-1.11 s
+  with 4. OpenBLAS reads it when it is loaded, i.e. when numpy is first imported: hence "before numpy".
 - ``NUMBA_CACHE_DIR``: compiled kernels are cached (``cache=True``) in a per-user folder, so that a
-  package installed read-only still caches, and a second run starts in seconds instead of a minute.
+  package installed read-only still caches and a second run starts in seconds instead of a minute.
+  Numba reads it when the kernels are defined, i.e. when ``tinyeffnet.ops`` is first imported.
 """
+from __future__ import annotations
+
 import os
 import sys
 
@@ -26,30 +35,43 @@ def _default_cache_dir() -> str:
     return os.path.join(base, "tinyeffnet", "numba")
 
 
-DEFAULTS = {
-    "OMP_WAIT_POLICY": "PASSIVE",
-    "OPENBLAS_THREAD_TIMEOUT": "4",
-    "NUMBA_CACHE_DIR": _default_cache_dir(),
-}
-
-# What the user had before we set anything: benchmarks restore it for PyTorch's own process, so
-# that torch runs with its usual settings.
-USER_ENV = {name: os.environ.get(name) for name in DEFAULTS}
-
-# True when numpy (and so OpenBLAS) was loaded before tinyeffnet: OPENBLAS_THREAD_TIMEOUT then has no
-# effect in this process. Results are the same; GEMM-heavy steps are slower.
-NUMPY_WAS_FIRST = "numpy" in sys.modules
+def defaults() -> dict:
+    """The settings ``configure_process`` applies (name -> value)."""
+    return {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4", "NUMBA_CACHE_DIR": _default_cache_dir()}
 
 
-def apply_defaults() -> None:
-    for name, value in DEFAULTS.items():
-        os.environ.setdefault(name, value)
+# What the environment held before configure_process() changed it (None: unset), so that
+# benchmarks can give PyTorch's own process the user's environment, not ours.
+_USER_ENV: dict = {}
+
+
+def configure_process() -> dict:
+    """Apply the defaults above to ``os.environ`` (a value already set wins); return a report:
+    ``{"applied": {name: value}, "kept": {name: value}, "too_late": [what came too late]}``.
+
+    Call it before numpy and ``tinyeffnet.ops`` are imported. Called later it still sets the
+    variables (for subprocesses), and ``too_late`` names the settings this process can no longer use.
+    """
+    applied, kept = {}, {}
+    for name, value in defaults().items():
+        _USER_ENV.setdefault(name, os.environ.get(name))
+        if os.environ.get(name) is None:
+            os.environ[name] = value
+            applied[name] = value
+        else:
+            kept[name] = os.environ[name]
+    too_late = []
+    if "numpy" in sys.modules:
+        too_late.append("OPENBLAS_THREAD_TIMEOUT (numpy was imported first)")
+    if "tinyeffnet.ops" in sys.modules:
+        too_late.append("NUMBA_CACHE_DIR (tinyeffnet.ops was imported first)")
+    return {"applied": applied, "kept": kept, "too_late": too_late}
 
 
 def user_environment() -> dict:
-    """A copy of os.environ with tinyeffnet's defaults taken out again (for foreign subprocesses)."""
+    """A copy of os.environ with what configure_process() set taken out again (for PyTorch's process)."""
     env = dict(os.environ)
-    for name, value in USER_ENV.items():
+    for name, value in _USER_ENV.items():
         if value is None:
             env.pop(name, None)
         else:
@@ -60,9 +82,11 @@ def user_environment() -> dict:
 def worker_environment(ours: bool, package_parent: str) -> dict:
     """Environment for a benchmark worker process: tinyeffnet's settings for our contender (they must be
     in place before the worker imports numpy), the user's own for PyTorch; the package importable."""
-    env = dict(os.environ) if ours else user_environment()
+    if ours:
+        env = dict(os.environ)
+        for name, value in defaults().items():
+            env.setdefault(name, value)
+    else:
+        env = user_environment()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
     return env
-
-
-apply_defaults()

@@ -254,7 +254,7 @@ def run_worker(contender: str, repeats: int) -> dict:
 def _spawn(contender: str, repeats: int) -> dict:
     """Run one worker. The file runs as a script so that the torch process never imports tinyeffnet
     (nor Numba), and it gets the user's environment without tinyeffnet's thread-pool defaults."""
-    from tinyeffnet._env import worker_environment
+    from tinyeffnet.process import worker_environment
 
     env = worker_environment(contender == "numba", _PACKAGE_PARENT)
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", contender, "--repeats", str(repeats)]

@@ -92,7 +92,7 @@ def run_worker(contender: str, size: int, batch: int, steps: int) -> dict:
 
 
 def _spawn(contender: str, size: int, batch: int, steps: int, cache_dir: str | None = None) -> dict:
-    from tinyeffnet._env import worker_environment
+    from tinyeffnet.process import worker_environment
 
     env = worker_environment(contender == "tinyeffnet", _PACKAGE_PARENT)
     if cache_dir is not None:
