@@ -25,7 +25,7 @@ import numpy as np
 
 from .nn import (BatchNorm2d, Conv2d, ConvBNAct, DepthwiseConv2d, Dropout, FusedMBConv, GlobalAvgPool,
                  Identity, Linear, MBConv, Module, Sequential, Sigmoid, SiLU, SqueezeExcite)
-from .ops._checks import conv_output_size, resolve_padding
+from .ops._checks import check_int, conv_output_size, is_int, resolve_padding
 
 
 @dataclass
@@ -104,9 +104,20 @@ def _block_operator(stage) -> str:
     return f"{kind}{expand} k{stage.kernel}x{stage.kernel}{se} s{stage.stride} x{stage.repeats}"
 
 
+def check_image_size(image_size, where: str) -> tuple:
+    """image_size: an int >= 1 (a square image) or a pair (H, W) of them. Returns (H, W)."""
+    pair = (image_size, image_size) if is_int(image_size) else image_size
+    if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2 \
+            or not all(is_int(v) for v in pair):
+        raise TypeError(f"{where}: image_size must be an int >= 1 or a pair (H, W) of them, got {image_size!r}")
+    if min(pair) < 1:
+        raise ValueError(f"{where}: image_size must be >= 1, got {image_size!r}")
+    return int(pair[0]), int(pair[1])
+
+
 def stage_table(model: Module, image_size) -> list:
     """One StageRow per part of an EfficientNetV2: stem, each stage, head, classifier (per image)."""
-    height, width = (image_size, image_size) if np.isscalar(image_size) else tuple(image_size)
+    height, width = check_image_size(image_size, "stage_table")
     shape = (int(height), int(width), model.stem.conv.in_channels)
     rows = []
     current = cost(model.stem, shape)
@@ -147,11 +158,16 @@ def summary(model_or_name, image_size=None, batch_size: int = 1) -> str:
         from .models import create_model
 
         model = create_model(model_or_name)
-    else:
+    elif isinstance(model_or_name, Module) and hasattr(model_or_name, "stem"):
         model = model_or_name
+    else:
+        raise TypeError(f"summary: model_or_name must be a model name (str) or an EfficientNetV2, "
+                        f"got {type(model_or_name).__name__}")
+    check_int("batch_size", batch_size, op="summary")
     if image_size is None:
         variant = getattr(model, "variant", None)
         image_size = variant.eval_size if variant is not None and variant.eval_size else 224
+    check_image_size(image_size, "summary")
     itemsize = np.dtype(model.dtype).itemsize
     rows = stage_table(model, image_size)
     size_text = f"{image_size}x{image_size}" if np.isscalar(image_size) else "x".join(map(str, image_size))

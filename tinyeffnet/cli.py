@@ -9,7 +9,66 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+
+from .process import configure_process
+
+# Bad input never shows a traceback: argparse refuses what it can see in one value (a size of 0, a
+# negative learning rate) with its usage line and exit code 2, before anything runs; what needs
+# several values (min size > max size, an unknown model) is refused by the code it reaches, whose
+# TypeError / ValueError the command prints as one line "error: ..." on stderr, also exit code 2.
+# Nothing is written in either case.
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts and sizes: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type for seeds: an int >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an int >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an int >= 0, got {value}")
+    return value
+
+
+def _finite_float(text: str, positive: bool) -> float:
+    words = "a number > 0" if positive else "a number >= 0"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {words}, got {text!r}") from None
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise argparse.ArgumentTypeError(f"must be {words}, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type for learning rates: a finite number > 0."""
+    return _finite_float(text, positive=True)
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type for weight decay: a finite number >= 0."""
+    return _finite_float(text, positive=False)
+
+
+def _error(err: BaseException) -> int:
+    """Print a refused input as one line "error: ..." on stderr; return the exit code 2."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    print(f"error: {'; '.join(lines) or type(err).__name__}", file=sys.stderr)
+    return 2
 
 
 def _cmd_gradcheck(args) -> int:
@@ -58,26 +117,27 @@ def _cmd_train(args) -> int:
     from .train import TrainConfig, TrainingDiverged, Trainer
 
     defaults = TrainConfig()
-    cfg = TrainConfig(
-        model=args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr if args.lr is not None else defaults.lr, optimizer=args.optimizer,
-        stages=args.stages, progressive=not args.no_progressive, out=args.out, seed=args.seed,
-        train_samples=args.train_samples, val_samples=args.val_samples, min_size=args.min_size,
-        max_size=args.max_size, eval_size=args.eval_size,
-        weight_decay=args.weight_decay if args.weight_decay is not None else (
-            defaults.weight_decay if args.optimizer == "adamw" else 1e-5),
-    )
+    try:  # TrainConfig checks every value and their relations (min size <= max size, ...)
+        cfg = TrainConfig(
+            model=args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
+            lr=args.lr if args.lr is not None else defaults.lr, optimizer=args.optimizer,
+            stages=args.stages, progressive=not args.no_progressive, out=args.out, seed=args.seed,
+            train_samples=args.train_samples, val_samples=args.val_samples, min_size=args.min_size,
+            max_size=args.max_size, eval_size=args.eval_size,
+            weight_decay=args.weight_decay if args.weight_decay is not None else (
+                defaults.weight_decay if args.optimizer == "adamw" else 1e-5),
+        )
+    except (ValueError, TypeError) as err:
+        return _error(err)
     try:
         trainer = Trainer(cfg, progress=not args.no_progress_bar)
         rows = trainer.run(resume=args.resume)
     except KeyboardInterrupt:
         return 130
     except TrainingDiverged as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _error(err)
     except (FileNotFoundError, NotADirectoryError, ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _error(err)
     if rows:
         last = rows[-1]
         print(f"done: val accuracy {last['val_acc']:.3f} at {cfg.eval_size} px after {last['seconds']:.0f} s; "
@@ -88,31 +148,68 @@ def _cmd_train(args) -> int:
 def _cmd_summary(args) -> int:
     from . import analysis
 
-    print(analysis.summary(args.name, image_size=args.image_size))
+    try:  # an unknown name, or an image too small for the network
+        table = analysis.summary(args.name, image_size=args.image_size)
+    except (ValueError, TypeError) as err:
+        return _error(err)
+    print(table)
+    return 0
+
+
+def _cmd_export(args) -> int:
+    """Write trained weights for PyTorch (torchvision or timm .pth) or as .safetensors; see
+    interop.export. Any bad input: one line "error: ..." on stderr, exit code 2, nothing written."""
+    from . import interop
+
+    try:
+        done = interop.export(args.model, args.weights, args.format, args.out,
+                              keys=getattr(args, "keys", None), ema=not args.no_ema)
+    except (FileNotFoundError, ImportError, ValueError, TypeError, OSError) as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        print(f"error: {'; '.join(lines) or type(err).__name__}", file=sys.stderr)
+        return 2
+    print(f"wrote {done['out']}: {done['model']} ({done['num_classes']} classes) under {done['keys']} "
+          f"keys, from {done['source']}")
+    if done["format"] == "torchvision":
+        print(f"load it: tv.load_state_dict(torch.load({done['out']!r}, weights_only=True)), with "
+              f"tv = tinyeffnet.interop.torchvision_model(tinyeffnet.create_model({done['model']!r}, "
+              f"num_classes={done['num_classes']}), copy_weights=False) (or torchvision's own builder)")
+    elif done["format"] == "timm":
+        print(f"load it: timm.create_model(NAME, num_classes={done['num_classes']}, bn_eps=1e-3)"
+              f".load_state_dict(torch.load({done['out']!r}, weights_only=True))")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tinyeffnet", description=__doc__.split("\n")[0])
+    from . import __version__
+
+    defaults_shown = argparse.ArgumentDefaultsHelpFormatter  # every --help lists each flag's default
+    parser = argparse.ArgumentParser(prog="tinyeffnet", description=__doc__.split("\n")[0],
+                                     formatter_class=defaults_shown)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("gradcheck", help="gradient-check every op (float64, finite differences)")
-    p.add_argument("--samples", type=int, default=40, help="entries checked per gradient (default 40)")
+    p = sub.add_parser("gradcheck", help="gradient-check every op (float64, finite differences)",
+                       formatter_class=defaults_shown)
+    p.add_argument("--samples", type=positive_int, default=40, help="entries checked per gradient")
     p.set_defaults(func=_cmd_gradcheck)
 
-    p = sub.add_parser("bench", help="benchmarks against PyTorch (each contender in its own process)")
+    p = sub.add_parser("bench", help="benchmarks against PyTorch (each contender in its own process)",
+                       formatter_class=defaults_shown)
     p.add_argument("what", choices=["ops", "train-step", "profile", "progressive", "gpu"],
                    help="ops: forward+backward per op at EfficientNetV2-S shapes (CPU); "
                         "train-step: EfficientNetV2-S training step, cold/warm start, peak memory vs PyTorch; "
                         "profile: time per op family in one training step; "
                         "progressive: default training with and without progressive learning; "
                         "gpu: every CUDA check and timing on a real GPU, in one command")
-    p.add_argument("--rounds", type=int, default=3, help="alternating rounds per contender (default 3)")
-    p.add_argument("--repeats", type=int, default=20, help="ops: timed calls per op per round (default 20)")
-    p.add_argument("--sizes", type=int, nargs="+", default=[128, 224], help="train-step/profile: image sizes")
-    p.add_argument("--batch", type=int, default=8, help="train-step/profile: batch size (default 8)")
+    p.add_argument("--rounds", type=positive_int, default=3, help="alternating rounds per contender")
+    p.add_argument("--repeats", type=positive_int, default=20, help="ops: timed calls per op per round")
+    p.add_argument("--sizes", type=positive_int, nargs="+", default=[128, 224],
+                   help="train-step/profile: image sizes (profile uses the first)")
+    p.add_argument("--batch", type=positive_int, default=8, help="train-step/profile: batch size")
     p.add_argument("--out", default="runs/bench_progressive", help="progressive: output folder")
-    p.add_argument("--epochs", type=int, default=None, help="progressive: epochs (default: the train default)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="progressive: epochs (None: the train default)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=_cmd_bench)
 
@@ -120,35 +217,67 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train with progressive learning (default: the built-in shapes dataset)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=defaults_shown)
     p.add_argument("--model", default=d.model, help="model name (see tinyeffnet.models.list_models())")
-    p.add_argument("--data", default=None, help="image folder (one subfolder per class); default: built-in shapes")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default {d.lr} for adamw)")
-    p.add_argument("--optimizer", choices=["adamw", "rmsprop", "sgd"], default=d.optimizer)
-    p.add_argument("--weight-decay", type=float, default=None, help="default 0.05 for adamw, 1e-5 otherwise")
-    p.add_argument("--stages", type=int, default=d.stages, help="progressive stages M")
+    p.add_argument("--data", default=None, help="image folder (one subfolder per class); None: built-in shapes")
+    p.add_argument("--epochs", type=positive_int, default=d.epochs, help="training epochs")
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size,
+                   help="images per training step (None: 64, or what fits a smaller training set)")
+    p.add_argument("--lr", type=positive_float, default=None,
+                   help=f"peak learning rate (None: {d.lr} for adamw, the default optimizer)")
+    p.add_argument("--optimizer", choices=["adamw", "rmsprop", "sgd"], default=d.optimizer, help="optimizer")
+    p.add_argument("--weight-decay", type=non_negative_float, default=None,
+                   help=f"weight decay (None: {d.weight_decay} for adamw, 1e-5 otherwise)")
+    p.add_argument("--stages", type=positive_int, default=d.stages, help="progressive stages M")
     p.add_argument("--no-progressive", action="store_true", help="fixed size and regularization (baseline)")
-    p.add_argument("--min-size", type=int, default=d.min_size, help="first stage image size")
-    p.add_argument("--max-size", type=int, default=d.max_size, help="last stage image size")
-    p.add_argument("--eval-size", type=int, default=d.eval_size, help="validation image size")
-    p.add_argument("--train-samples", type=int, default=d.train_samples, help="built-in data: training images")
-    p.add_argument("--val-samples", type=int, default=d.val_samples, help="built-in data: validation images")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--out", default=d.out, help="output folder (metrics.jsonl, checkpoint.npz, curves.png)")
+    p.add_argument("--min-size", type=positive_int, default=d.min_size, help="first stage image size")
+    p.add_argument("--max-size", type=positive_int, default=d.max_size, help="last stage image size")
+    p.add_argument("--eval-size", type=positive_int, default=d.eval_size, help="validation image size")
+    p.add_argument("--train-samples", type=positive_int, default=d.train_samples, help="built-in data: training images")
+    p.add_argument("--val-samples", type=positive_int, default=d.val_samples, help="built-in data: validation images")
+    p.add_argument("--seed", type=non_negative_int, default=d.seed, help="seed of the data, init and augmentation")
+    p.add_argument("--out", default=d.out, help="output folder (metrics.jsonl, checkpoint.npz, curves.png); "
+                                                "None: runs/shapes, or runs/<data folder name>")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
-    p.add_argument("--no-progress-bar", action="store_true")
+    p.add_argument("--no-progress-bar", action="store_true", help="no progress bar (log lines only)")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("summary", help="per-stage table: shapes, params, multiply-adds, memory")
-    p.add_argument("name", help="model name, e.g. efficientnetv2_s")
-    p.add_argument("--image-size", type=int, default=224)
+    p = sub.add_parser("summary", help="per-stage table: shapes, params, multiply-adds, memory",
+                       formatter_class=defaults_shown)
+    p.add_argument("name", help="model name, e.g. efficientnetv2_s (see tinyeffnet.models.list_models())")
+    p.add_argument("--image-size", type=positive_int, default=224, help="input image side in pixels")
     p.set_defaults(func=_cmd_summary)
+
+    p = sub.add_parser("export", help="write trained weights for PyTorch (torchvision, timm) or .safetensors",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       description="Read a training checkpoint (or a save_npz / .safetensors / .pth weights "
+                                   "file), build MODEL with as many classes as its classifier has, load the "
+                                   "weights strictly and write them in another format. Checkpoints give "
+                                   "their EMA weights (what validation measured) unless --no-ema.")
+    p.add_argument("model", metavar="MODEL",
+                   help="model name (see tinyeffnet.models.list_models()), e.g. efficientnetv2_tiny")
+    p.add_argument("--weights", required=True, default=argparse.SUPPRESS,
+                   help="training checkpoint (runs/shapes/checkpoint.npz) or weights file "
+                        "(.npz, .safetensors, .pth)")
+    p.add_argument("--format", required=True, default=argparse.SUPPRESS, metavar="{torchvision,timm,safetensors}",
+                   help="torchvision or timm: a .pth state_dict of torch tensors for "
+                        "torch.load(weights_only=True); safetensors: a .safetensors file")
+    p.add_argument("--out", required=True, default=argparse.SUPPRESS, help="the file to write (atomically)")
+    p.add_argument("--keys", default=argparse.SUPPRESS, metavar="{torchvision,timm,tinyeffnet}",
+                   help="safetensors only: whose key names and layouts to use (default: torchvision)")
+    p.add_argument("--no-ema", action="store_true",
+                   help="checkpoints: the raw training weights instead of their EMA (e.g. to continue training)")
+    p.set_defaults(func=_cmd_export)
     return parser
 
 
 def main(argv=None) -> int:
+    """Run one command; return its exit code: 0 done, 2 bad input (nothing run, nothing written),
+    1 a check that ran and failed (gradcheck), 130 interrupted. argparse itself ends --help and
+    --version with SystemExit(0) and a usage error with SystemExit(2), as every argparse program.
+
+    Thread-pool settings first (tinyeffnet.configure_process), before the parser imports numpy."""
+    configure_process()
     args = build_parser().parse_args(argv)
     return args.func(args)
 

@@ -75,6 +75,7 @@ import math
 import numpy as np
 
 from tinyeffnet.nn.parameter import Parameter
+from tinyeffnet.ops._checks import interval, is_number
 
 __all__ = [
     "Optimizer", "SGD", "RMSProp", "AdamW",
@@ -105,13 +106,30 @@ def _parameter_list(params, where: str) -> list:
     return out
 
 
-def _check_hyper(name: str, value, low: float = 0.0, high: float = math.inf, high_open: bool = False):
+def _check_hyper(name: str, value, low: float = 0.0, high: float = math.inf, high_open: bool = False,
+                 where: str = ""):
+    """A hyperparameter: a finite number in [low, high] (or [low, high)); returned as a Python float.
+
+    None, a str, a bool or an array -> TypeError ("lr must be a number >= 0, got None");
+    NaN, inf or out of range -> ValueError ("lr must be in [0.0, inf], got -1.0").
+    ``where`` (the optimizer's or schedule's name) starts the message.
+    """
+    prefix = f"{where}: " if where else ""
+    if not is_number(value):
+        raise TypeError(f"{prefix}{name} must be a number {interval(low, high, high_open=high_open)}, got {value!r}")
     value = float(value)
     too_high = value >= high if high_open else value > high
     if not math.isfinite(value) or value < low or too_high:
         bracket = ")" if high_open else "]"
-        raise ValueError(f"{name} must be in [{low}, {high}{bracket}, got {value}")
+        raise ValueError(f"{prefix}{name} must be in [{low}, {high}{bracket}, got {value}")
     return value
+
+
+def _check_flag(name: str, value, where: str) -> bool:
+    """True or False (numpy's bool too): ``nesterov="no"`` would otherwise count as True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -129,6 +147,9 @@ class Optimizer:
     def __init__(self, params, defaults: dict):
         self.defaults = dict(defaults)
         self.param_groups: list[dict] = []
+        if not isinstance(params, Parameter) and not hasattr(params, "__iter__"):
+            raise TypeError(f"{type(self).__name__}: params must be an iterable of Parameters "
+                            f"(model.parameters()), got {type(params).__name__}")
         params = list(params) if not isinstance(params, Parameter) else params
         if isinstance(params, list) and params and isinstance(params[0], dict):
             for group in params:
@@ -141,6 +162,8 @@ class Optimizer:
         self.state: dict[int, dict] = {}
 
     def _add_group(self, group: dict) -> None:
+        if "params" not in group:
+            raise ValueError(f"{type(self).__name__}: a param group needs a 'params' entry, got keys {sorted(group)}")
         unknown = set(group) - set(self.defaults) - {"params"}
         if unknown:
             raise ValueError(f"{type(self).__name__}: unknown param-group options {sorted(unknown)}")
@@ -150,9 +173,10 @@ class Optimizer:
         self.param_groups.append(full)
 
     def _validate(self, group: dict) -> None:
-        """Raise ValueError for out-of-range hyperparameters (subclasses extend)."""
-        group["lr"] = _check_hyper("lr", group["lr"])
-        group["weight_decay"] = _check_hyper("weight_decay", group["weight_decay"])
+        """Raise TypeError / ValueError for bad hyperparameters (subclasses extend)."""
+        where = type(self).__name__
+        group["lr"] = _check_hyper("lr", group["lr"], where=where)
+        group["weight_decay"] = _check_hyper("weight_decay", group["weight_decay"], where=where)
 
     def _indexed_params(self):
         """(k, group, p) for every parameter, k numbering them across groups."""
@@ -248,15 +272,14 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr: float, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0):
-        super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=bool(nesterov),
-                                      weight_decay=weight_decay))
+        super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay))
 
     def _validate(self, group: dict) -> None:
         super()._validate(group)
-        group["momentum"] = _check_hyper("momentum", group["momentum"])
-        group["nesterov"] = bool(group["nesterov"])
+        group["momentum"] = _check_hyper("momentum", group["momentum"], where="SGD")
+        group["nesterov"] = _check_flag("nesterov", group["nesterov"], "SGD")
         if group["nesterov"] and group["momentum"] <= 0:
-            raise ValueError("nesterov=True needs momentum > 0")
+            raise ValueError("SGD: nesterov=True needs momentum > 0")
 
     def _update(self, p, state, group, lr, wd):
         d = p.grad + wd * p.data if wd else p.grad                   # (P,)
@@ -292,12 +315,12 @@ class RMSProp(Optimizer):
 
     def _validate(self, group: dict) -> None:
         super()._validate(group)
-        group["rho"] = _check_hyper("rho", group["rho"], 0.0, 1.0, high_open=True)
-        group["momentum"] = _check_hyper("momentum", group["momentum"])
-        group["eps"] = _check_hyper("eps", group["eps"])
-        group["initial_ms"] = _check_hyper("initial_ms", group["initial_ms"])
+        group["rho"] = _check_hyper("rho", group["rho"], 0.0, 1.0, high_open=True, where="RMSProp")
+        group["momentum"] = _check_hyper("momentum", group["momentum"], where="RMSProp")
+        group["eps"] = _check_hyper("eps", group["eps"], where="RMSProp")
+        group["initial_ms"] = _check_hyper("initial_ms", group["initial_ms"], where="RMSProp")
         if group["eps"] == 0 and group["initial_ms"] == 0:
-            raise ValueError("eps and initial_ms cannot both be 0 (division by zero on a zero gradient)")
+            raise ValueError("RMSProp: eps and initial_ms cannot both be 0 (division by zero on a zero gradient)")
 
     def _update(self, p, state, group, lr, wd):
         if "ms" not in state:
@@ -327,14 +350,16 @@ class AdamW(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2):
+        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+            raise TypeError(f"AdamW: betas must be a pair (beta1, beta2) of numbers in [0, 1), got {betas!r}")
         super().__init__(params, dict(lr=lr, beta1=betas[0], beta2=betas[1], eps=eps,
                                       weight_decay=weight_decay))
 
     def _validate(self, group: dict) -> None:
         super()._validate(group)
-        group["beta1"] = _check_hyper("beta1", group["beta1"], 0.0, 1.0, high_open=True)
-        group["beta2"] = _check_hyper("beta2", group["beta2"], 0.0, 1.0, high_open=True)
-        group["eps"] = _check_hyper("eps", group["eps"])
+        group["beta1"] = _check_hyper("beta1", group["beta1"], 0.0, 1.0, high_open=True, where="AdamW")
+        group["beta2"] = _check_hyper("beta2", group["beta2"], 0.0, 1.0, high_open=True, where="AdamW")
+        group["eps"] = _check_hyper("eps", group["eps"], where="AdamW")
 
     def _update(self, p, state, group, lr, wd):
         if "step" not in state:
@@ -374,14 +399,15 @@ class ExponentialDecayWarmup:
 
     def __init__(self, base_lr: float, warmup: float = 5.0, rate: float = 0.97, every: float = 2.4,
                  staircase: bool = True, warmup_start_lr: float = 0.0):
-        self.base_lr = _check_hyper("base_lr", base_lr)
-        self.warmup = _check_hyper("warmup", warmup)
-        self.rate = _check_hyper("rate", rate, 0.0, 1.0)
-        self.every = _check_hyper("every", every)
+        where = "ExponentialDecayWarmup"
+        self.base_lr = _check_hyper("base_lr", base_lr, where=where)
+        self.warmup = _check_hyper("warmup", warmup, where=where)
+        self.rate = _check_hyper("rate", rate, 0.0, 1.0, where=where)
+        self.every = _check_hyper("every", every, where=where)
         if self.every == 0:
-            raise ValueError("every must be > 0, got 0.0")
-        self.staircase = bool(staircase)
-        self.warmup_start_lr = _check_hyper("warmup_start_lr", warmup_start_lr)
+            raise ValueError(f"{where}: every must be > 0, got 0.0")
+        self.staircase = _check_flag("staircase", staircase, where)
+        self.warmup_start_lr = _check_hyper("warmup_start_lr", warmup_start_lr, where=where)
 
     def __call__(self, t: float) -> float:
         t = float(t)
@@ -396,13 +422,14 @@ class CosineWarmup:
 
     def __init__(self, base_lr: float, total: float, warmup: float = 0.0, min_lr: float = 0.0,
                  warmup_start_lr: float = 0.0):
-        self.base_lr = _check_hyper("base_lr", base_lr)
-        self.total = _check_hyper("total", total)
-        self.warmup = _check_hyper("warmup", warmup)
+        where = "CosineWarmup"
+        self.base_lr = _check_hyper("base_lr", base_lr, where=where)
+        self.total = _check_hyper("total", total, where=where)
+        self.warmup = _check_hyper("warmup", warmup, where=where)
         if self.total <= self.warmup:
-            raise ValueError(f"total must be > warmup, got total={self.total}, warmup={self.warmup}")
-        self.min_lr = _check_hyper("min_lr", min_lr)
-        self.warmup_start_lr = _check_hyper("warmup_start_lr", warmup_start_lr)
+            raise ValueError(f"{where}: total must be > warmup, got total={self.total}, warmup={self.warmup}")
+        self.min_lr = _check_hyper("min_lr", min_lr, where=where)
+        self.warmup_start_lr = _check_hyper("warmup_start_lr", warmup_start_lr, where=where)
 
     def __call__(self, t: float) -> float:
         t = float(t)
@@ -414,7 +441,9 @@ class CosineWarmup:
 
 def set_lr(optimizer: Optimizer, lr: float) -> None:
     """Set every param group's learning rate (what a schedule does once per step)."""
-    lr = _check_hyper("lr", lr)
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"set_lr: optimizer must be an Optimizer (SGD, RMSProp, AdamW), got {type(optimizer).__name__}")
+    lr = _check_hyper("lr", lr, where="set_lr")
     for group in optimizer.param_groups:
         group["lr"] = lr
 
@@ -442,9 +471,11 @@ class EMA:
     """
 
     def __init__(self, model, decay: float = 0.9999, warmup: bool = False):
-        self.decay = _check_hyper("decay", decay, 0.0, 1.0)
-        self.warmup = bool(warmup)
+        self.decay = _check_hyper("decay", decay, 0.0, 1.0, where="EMA")
+        self.warmup = _check_flag("warmup", warmup, "EMA")
         self.model = model
+        if not hasattr(model, "named_parameters") and not hasattr(model, "__iter__"):
+            raise TypeError(f"EMA: model must be a Module or an iterable of Parameters, got {type(model).__name__}")
         if hasattr(model, "named_parameters"):
             named = list(model.named_parameters())
         else:

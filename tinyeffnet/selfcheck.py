@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
+from .ops._checks import check_int
 from .testing import gradcheck
 
 TOLERANCE = 1e-6
@@ -71,7 +72,13 @@ def cases():
 
 
 def run(samples: int | None = 40, print_fn=print) -> bool:
-    """Gradient-check every op; print the table; return True when every row passes."""
+    """Gradient-check every op; print the table; return True when every row passes.
+
+    samples: entries checked per gradient, an int >= 1 (0 would check nothing and still report
+    "all gradients match"), or None for every entry.
+    """
+    if samples is not None:
+        check_int("samples", samples, op="selfcheck.run")
     header = f"{'op':<30} {'gradient':<10} {'rel. error':>11} {'tolerance':>10}  result"
     print_fn(header)
     print_fn("-" * len(header))

@@ -94,7 +94,7 @@ def empty(shape, dtype):
     return cuda.device_array(tuple(int(s) for s in shape), dtype=np.dtype(dtype))
 
 
-def as_device_float_array(name: str, x, ndim: int | None = None, dtype=None):
+def as_device_float_array(name: str, x, ndim: int | None = None, dtype=None, *, op=None):
     """Return ``x`` as a C-contiguous float32/float64 device array, or raise a clear error.
 
     The device twin of ``ops._checks.as_float_array``: a host numpy array is refused (the caller moves
@@ -102,21 +102,24 @@ def as_device_float_array(name: str, x, ndim: int | None = None, dtype=None):
     wrong dtype -> TypeError, wrong ndim -> ValueError, dtype unlike the input's -> TypeError
     ("mixed dtypes"). A non-contiguous device view is copied once into C order on the device.
     """
+    where = f"{op}: " if op else ""
     if isinstance(x, np.ndarray):
+        model_hint = (" (the input is on the device: if this is a weight, move the model with model.to(\"cuda\"))"
+                      if dtype is not None else "")
         raise TypeError(
-            f"{name} must be a CUDA device array, got a numpy.ndarray on the host: "
-            f"move it with tinyeffnet.cuda.to_device({name})"
+            f"{where}{name} must be a CUDA device array, got a numpy.ndarray on the host: "
+            f"move it with tinyeffnet.cuda.to_device({name}){model_hint}"
         )
     if not is_device_array(x):
-        raise TypeError(f"{name} must be a CUDA device array of float32 or float64, got {type(x).__name__}")
+        raise TypeError(f"{where}{name} must be a CUDA device array of float32 or float64, got {type(x).__name__}")
     if not is_numba_device_array(x):
         x = cuda.as_cuda_array(x)  # e.g. a torch or cupy CUDA tensor: a zero-copy numba view
     if np.dtype(x.dtype) not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must have dtype float32 or float64, got {x.dtype}")
+        raise TypeError(f"{where}{name} must have dtype float32 or float64, got {x.dtype}")
     if ndim is not None and x.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got {x.ndim}-D array of shape {x.shape}")
+        raise ValueError(f"{where}{name} must be {ndim}-D, got {x.ndim}-D array of shape {x.shape}")
     if dtype is not None and np.dtype(x.dtype) != np.dtype(dtype):
-        raise TypeError(f"mixed dtypes: {name} has dtype {x.dtype} but the input has dtype {np.dtype(dtype)}")
+        raise TypeError(f"{where}mixed dtypes: {name} has dtype {x.dtype} but the input has dtype {np.dtype(dtype)}")
     if not x.is_c_contiguous():
         from .elementwise import contiguous_copy  # late: elementwise imports this module
 

@@ -18,26 +18,37 @@ import math
 from ._runtime import as_device_float_array, check_gradient, cuda, empty, kernel, launch
 from .elementwise import flat
 
+# Past |x| = 1000 the kernels return the limits, as the CPU tiers do (ops/activations.py): silu(-inf) = 0,
+# slopes 0 and 1. Made in x's dtype inside each kernel (``x.dtype.type(1000)``), like ``one``.
+
 
 @kernel("void({t}[::1], {t}[::1])")
 def _silu_forward_kernel(x, y):
-    """y_i = x_i sigmoid(x_i). x, y: (L,)."""
+    """y_i = x_i sigmoid(x_i), and 0 below -1000 (the limit at -inf, not -inf * 0). x, y: (L,)."""
     one = x.dtype.type(1)
+    limit = x.dtype.type(1000)
     for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
         e = math.exp(-abs(x[i]))  # in (0, 1]: never overflows
         r = one / (one + e)
-        y[i] = x[i] * (r if x[i] >= 0 else e * r)
+        y[i] = one - one if x[i] < -limit else x[i] * (r if x[i] >= 0 else e * r)
 
 
 @kernel("void({t}[::1], {t}[::1], {t}[::1])")
 def _silu_backward_kernel(x, dy, dx):
-    """dx_i = dy_i s_i (1 + x_i (1 - s_i)), s_i = sigmoid(x_i). All (L,)."""
+    """dx_i = dy_i s_i (1 + x_i (1 - s_i)), s_i = sigmoid(x_i); the slope is 0 below -1000 and
+    1 above 1000 (the limits at -inf and inf, where the formula gives inf * 0). All (L,)."""
     one = x.dtype.type(1)
+    limit = x.dtype.type(1000)
     for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
         e = math.exp(-abs(x[i]))
         r = one / (one + e)
         s = r if x[i] >= 0 else e * r
-        dx[i] = dy[i] * s * (one + x[i] * (one - s))
+        slope = s * (one + x[i] * (one - s))
+        if x[i] < -limit:
+            slope = one - one
+        elif x[i] > limit:
+            slope = one
+        dx[i] = dy[i] * slope
 
 
 @kernel("void({t}[::1], {t}[::1])")

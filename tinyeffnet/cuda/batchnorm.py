@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 
+from ..ops._checks import check_eps, check_momentum
 from ._runtime import as_device_float_array, check_gradient, cuda, empty, kernel, launch, scalar
 from .elementwise import column_sums
 
@@ -157,10 +158,8 @@ def _validate(x, gamma, beta, running_mean, running_var, training, momentum, eps
         for name, original, checked in (("running_mean", running_mean, vectors[2]), ("running_var", running_var, vectors[3])):
             if checked is not original:
                 raise ValueError(f"{name} must be a C-contiguous device array: training updates it in place")
-    if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.floating)) or not 0 <= momentum <= 1:
-        raise ValueError(f"momentum must be a float in [0, 1], got {momentum!r}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not eps > 0:
-        raise ValueError(f"eps must be a float > 0, got {eps!r}")
+    check_momentum(momentum, op="batchnorm_forward")  # the CPU rules and messages (ops/_checks.py)
+    check_eps(eps, op="batchnorm_forward")
     return x, vectors
 
 

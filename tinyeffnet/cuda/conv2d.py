@@ -32,8 +32,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..ops._checks import conv_output_size
-from ..ops.reference.conv import check_conv_geometry
+from ..ops._checks import check_conv_geometry, conv_output_size
 from ._runtime import as_device_float_array, check_gradient, cuda, empty, kernel, launch
 from .gemm import matmul
 
@@ -60,9 +59,10 @@ class DeviceConvCache(NamedTuple):
 
 
 def check_device_conv_inputs(x, w, stride, padding, depthwise: bool):
-    """The device twin of ``ops.reference.conv.check_conv_inputs``: same rules, same messages."""
-    x = as_device_float_array("x", x, ndim=4)
-    w = as_device_float_array("w", w, ndim=3 if depthwise else 4, dtype=x.dtype)
+    """The device twin of ``ops._checks.check_conv_inputs``: same rules, same messages."""
+    op = "depthwise_conv2d_forward" if depthwise else "conv2d_forward"
+    x = as_device_float_array("x", x, ndim=4, op=op)
+    w = as_device_float_array("w", w, ndim=3 if depthwise else 4, dtype=x.dtype, op=op)
     stride, pads = check_conv_geometry(x.shape, w.shape, stride, padding, depthwise)
     return DeviceConvCache(x, w, stride, pads)
 

@@ -23,7 +23,7 @@ into S slices; block z of the grid's third axis sums slice z into its own partia
 a second, race-free pass adds the S partials (``elementwise.column_sums``). No atomics.
 
 Shared arrays need a compile-time shape and dtype, so the tiled kernel is made once per float type by
-``_make_tiled_kernel`` (TILE is a module constant, as numba requires: research/numba_engineering.md 1).
+``_make_tiled_kernel`` (TILE is a module constant, as numba requires: docs/DESIGN.md, section 9.6).
 """
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ import math
 
 import numpy as np
 
-from tinyeffnet.ops._checks import as_float_array
+from tinyeffnet.ops._checks import as_float_array, check_dtype, check_int, describe, is_number
 
 __all__ = [
     "resize", "center_crop_resize", "random_resized_crop", "horizontal_flip",
@@ -58,23 +58,44 @@ FILL = 0.5
 MAX_MAGNITUDE = 30.0
 
 
-def _images(images) -> np.ndarray:
-    return as_float_array("images", images, ndim=4)
+# Argument checks: each names the function and the argument (the same rules as ops/_checks.py).
+def _images(images, op: str) -> np.ndarray:
+    return as_float_array("images", images, ndim=4, op=op, layout="(N, H, W, C)")
 
 
-def _check_size(size) -> int:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
-        raise TypeError(f"size must be an int, got {type(size).__name__}")
+def _check_size(size, op: str) -> int:
+    if not isinstance(size, (int, np.integer)) or isinstance(size, (bool, np.bool_)):
+        raise TypeError(f"{op}: size must be an int, got {type(size).__name__}")
     if size < 1:
-        raise ValueError(f"size must be >= 1, got {size}")
+        raise ValueError(f"{op}: size must be >= 1, got {size}")
     return int(size)
 
 
-def _check_range(name: str, pair, low: float, high: float) -> tuple:
+def _check_range(name: str, pair, low: float, high: float, op: str) -> tuple:
+    """(a, b) with low <= a <= b <= high: a pair of finite numbers."""
+    if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2 \
+            or not all(is_number(v) for v in pair):
+        raise TypeError(f"{op}: {name} must be a pair (a, b) of numbers, got {describe(pair)}")
     a, b = (float(v) for v in pair)
     if not low <= a <= b <= high:
-        raise ValueError(f"{name} must be (a, b) with {low} <= a <= b <= {high}, got {tuple(pair)}")
+        raise ValueError(f"{op}: {name} must be (a, b) with {low} <= a <= b <= {high}, got {tuple(pair)}")
     return a, b
+
+
+def _check_fraction(name: str, value, op: str) -> float:
+    """A probability or a mixing weight: a number in [0, 1]."""
+    if not is_number(value):
+        raise TypeError(f"{op}: {name} must be a number in [0, 1], got {describe(value)}")
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{op}: {name} must be in [0, 1], got {value}")
+    return float(value)
+
+
+def _check_rng(rng, op: str) -> np.random.Generator:
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{op}: rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
+                        f"got {type(rng).__name__}")
+    return rng
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -106,8 +127,8 @@ def _resample_box(image: np.ndarray, box: tuple, out_h: int, out_w: int) -> np.n
 
 def resize(images, size: int) -> np.ndarray:
     """Resample every image (whole frame, aspect not kept) to (size, size): (N, H, W, C) -> (N, S, S, C)."""
-    images = _images(images)
-    size = _check_size(size)
+    images = _images(images, "resize")
+    size = _check_size(size, "resize")
     n, h, w, c = images.shape
     if (h, w) == (size, size):
         return images.copy()
@@ -122,8 +143,8 @@ def _center_square(h: int, w: int) -> tuple:
 
 def center_crop_resize(image, size: int) -> np.ndarray:
     """The largest central square of one image (H, W, C), resampled to (size, size, C)."""
-    image = as_float_array("image", image, ndim=3)
-    size = _check_size(size)
+    image = as_float_array("image", image, ndim=3, op="center_crop_resize", layout="(H, W, C)")
+    size = _check_size(size, "center_crop_resize")
     return _resample_box(image, _center_square(*image.shape[:2]), size, size)
 
 
@@ -152,12 +173,14 @@ def _random_box(h: int, w: int, rng, scale: tuple, ratio: tuple) -> tuple:
 def random_resized_crop(images, size: int, rng: np.random.Generator, scale=(0.08, 1.0),
                         ratio=(3 / 4, 4 / 3)) -> np.ndarray:
     """A random box per image (area fraction in scale, aspect in ratio) resampled: (N, H, W, C) -> (N, S, S, C)."""
-    images = _images(images)
-    size = _check_size(size)
-    scale = _check_range("scale", scale, 0.0, 1.0)
-    ratio = _check_range("ratio", ratio, 1e-3, 1e3)
+    op = "random_resized_crop"
+    images = _images(images, op)
+    size = _check_size(size, op)
+    rng = _check_rng(rng, op)
+    scale = _check_range("scale", scale, 0.0, 1.0, op)
+    ratio = _check_range("ratio", ratio, 1e-3, 1e3, op)
     if scale[1] == 0:
-        raise ValueError(f"scale must allow a non-empty crop, got {scale}")
+        raise ValueError(f"{op}: scale must allow a non-empty crop, got {scale}")
     n, h, w, c = images.shape
     out = np.empty((n, size, size, c), dtype=images.dtype)                    # (N, S, S, C)
     for i in range(n):
@@ -167,9 +190,9 @@ def random_resized_crop(images, size: int, rng: np.random.Generator, scale=(0.08
 
 def horizontal_flip(images, rng: np.random.Generator, p: float = 0.5) -> np.ndarray:
     """Mirror each image left-right with probability p: (N, H, W, C) -> (N, H, W, C), a new array."""
-    images = _images(images)
-    if not 0.0 <= float(p) <= 1.0:
-        raise ValueError(f"p must be in [0, 1], got {p}")
+    images = _images(images, "horizontal_flip")
+    rng = _check_rng(rng, "horizontal_flip")
+    p = _check_fraction("p", p, "horizontal_flip")
     flip = rng.random(images.shape[0]) < p                                   # (N,) bool
     out = images.copy()
     out[flip] = images[flip, :, ::-1]
@@ -315,18 +338,22 @@ RAND_AUGMENT_OPS = {
 }
 
 
-def _check_magnitude(magnitude) -> float:
+def _check_magnitude(magnitude, op: str) -> float:
+    if not is_number(magnitude):
+        raise TypeError(f"{op}: magnitude must be a number in [0, {MAX_MAGNITUDE:g}], got {describe(magnitude)}")
     if not 0.0 <= float(magnitude) <= MAX_MAGNITUDE:
-        raise ValueError(f"magnitude must be in [0, {MAX_MAGNITUDE:g}], got {magnitude}")
+        raise ValueError(f"{op}: magnitude must be in [0, {MAX_MAGNITUDE:g}], got {magnitude}")
     return float(magnitude)
 
 
 def apply_op(image, name: str, magnitude: float, sign: float = 1.0) -> np.ndarray:
     """One RandAugment op on one image (H, W, C) in [0, 1], result clipped to [0, 1]."""
-    if name not in RAND_AUGMENT_OPS:
-        raise ValueError(f"unknown op {name!r}; choose from {sorted(RAND_AUGMENT_OPS)}")
-    image = as_float_array("image", image, ndim=3)
-    m = _check_magnitude(magnitude) / MAX_MAGNITUDE
+    if not isinstance(name, str) or name not in RAND_AUGMENT_OPS:
+        raise ValueError(f"apply_op: unknown op {name!r}; choose from {sorted(RAND_AUGMENT_OPS)}")
+    image = as_float_array("image", image, ndim=3, op="apply_op", layout="(H, W, C)")
+    m = _check_magnitude(magnitude, "apply_op") / MAX_MAGNITUDE
+    if not is_number(sign):
+        raise TypeError(f"apply_op: sign must be a number (+1 or -1), got {describe(sign)}")
     out = RAND_AUGMENT_OPS[name](image, m, 1.0 if sign >= 0 else -1.0)
     return np.clip(out, 0, 1).astype(image.dtype, copy=False)
 
@@ -334,14 +361,18 @@ def apply_op(image, name: str, magnitude: float, sign: float = 1.0) -> np.ndarra
 def rand_augment(images, rng: np.random.Generator, num_layers: int = 2, magnitude: float = 9.0,
                  ops=None) -> np.ndarray:
     """RandAugment: ``num_layers`` random ops per image at ``magnitude`` (0..30): (N, H, W, C) -> same."""
-    images = _images(images)
-    magnitude = _check_magnitude(magnitude)
+    op = "rand_augment"
+    images = _images(images, op)
+    rng = _check_rng(rng, op)
+    magnitude = _check_magnitude(magnitude, op)
     if isinstance(num_layers, bool) or not isinstance(num_layers, (int, np.integer)) or num_layers < 0:
-        raise ValueError(f"num_layers must be an int >= 0, got {num_layers!r}")
+        raise ValueError(f"{op}: num_layers must be an int >= 0, got {num_layers!r}")
+    if isinstance(ops, str) or (ops is not None and not hasattr(ops, "__iter__")):
+        raise TypeError(f"{op}: ops must be None or a list of op names, got {ops!r}")
     names = list(RAND_AUGMENT_OPS) if ops is None else list(ops)
-    unknown = [name for name in names if name not in RAND_AUGMENT_OPS]
+    unknown = [name for name in names if not isinstance(name, str) or name not in RAND_AUGMENT_OPS]
     if unknown or not names:
-        raise ValueError(f"unknown ops {unknown}; choose from {sorted(RAND_AUGMENT_OPS)}")
+        raise ValueError(f"{op}: unknown ops {unknown}; choose from {sorted(RAND_AUGMENT_OPS)}")
     out = images.copy()
     for i in range(images.shape[0]):
         for _ in range(num_layers):
@@ -355,22 +386,24 @@ def rand_augment(images, rng: np.random.Generator, num_layers: int = 2, magnitud
 # Mixup
 # ----------------------------------------------------------------------------------------------------
 
-def _labels(labels, n: int, num_classes: int) -> np.ndarray:
+def _labels(labels, n: int, num_classes: int, op: str) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.shape != (n,) or not (n == 0 or np.issubdtype(labels.dtype, np.integer)):
-        raise ValueError(f"labels must be ({n},) ints, got shape {labels.shape}, dtype {labels.dtype}")
+        raise ValueError(f"{op}: labels must be ({n},) ints, got shape {labels.shape}, dtype {labels.dtype}")
     if n and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"labels must be in [0, {num_classes}), got values in "
+        raise ValueError(f"{op}: labels must be in [0, {num_classes}), got values in "
                          f"[{labels.min()}, {labels.max()}]")
     return labels
 
 
 def one_hot(labels, num_classes: int, dtype=np.float32) -> np.ndarray:
     """(N,) ints -> (N, K) with a 1 at each label."""
+    num_classes = check_int("num_classes", num_classes, op="one_hot")
+    dtype = check_dtype("dtype", dtype, op="one_hot")
     labels = np.asarray(labels)
     if labels.ndim != 1:
-        raise ValueError(f"labels must be 1-D (N,), got shape {labels.shape}")
-    labels = _labels(labels, labels.shape[0], num_classes)
+        raise ValueError(f"one_hot: labels must be 1-D (N,), got shape {labels.shape}")
+    labels = _labels(labels, labels.shape[0], num_classes, "one_hot")
     out = np.zeros((labels.shape[0], num_classes), dtype=dtype)
     out[np.arange(labels.shape[0]), labels] = 1
     return out
@@ -378,19 +411,30 @@ def one_hot(labels, num_classes: int, dtype=np.float32) -> np.ndarray:
 
 def mixup_params(n: int, alpha: float, rng: np.random.Generator):
     """lam ~ Beta(alpha, alpha) and a permutation (n,); alpha == 0: lam = 1, identity permutation."""
+    n = check_int("n", n, 0, op="mixup_params")
+    if not is_number(alpha):
+        raise TypeError(f"mixup_params: alpha must be a number >= 0, got {describe(alpha)}")
     if not float(alpha) >= 0 or not math.isfinite(float(alpha)):
-        raise ValueError(f"alpha must be >= 0, got {alpha}")
+        raise ValueError(f"mixup_params: alpha must be >= 0, got {alpha}")
     if alpha == 0:
         return 1.0, np.arange(n)
+    rng = _check_rng(rng, "mixup_params")
     return float(rng.beta(alpha, alpha)), rng.permutation(n)
 
 
 def mixup_apply(images, labels, num_classes: int, lam: float, perm):
     """x~ = lam x + (1 - lam) x[perm]; targets lam onehot(y) + (1 - lam) onehot(y[perm]) (N, K)."""
-    images = _images(images)
-    labels = _labels(labels, images.shape[0], num_classes)
-    if not 0.0 <= lam <= 1.0:
-        raise ValueError(f"lam must be in [0, 1], got {lam}")
+    op = "mixup_apply"
+    images = _images(images, op)
+    num_classes = check_int("num_classes", num_classes, op=op)
+    labels = _labels(labels, images.shape[0], num_classes, op)
+    lam = _check_fraction("lam", lam, op)
+    perm = np.asarray(perm)
+    n = images.shape[0]
+    if perm.shape != (n,) or not (n == 0 or np.issubdtype(perm.dtype, np.integer)) \
+            or not np.array_equal(np.sort(perm), np.arange(n)):
+        raise ValueError(f"{op}: perm must be a permutation of range({n}) (one index per image), "
+                         f"got {describe(perm)}")
     targets = one_hot(labels, num_classes, images.dtype)                       # (N, K)
     if lam == 1.0:
         return images.copy(), targets
@@ -400,6 +444,6 @@ def mixup_apply(images, labels, num_classes: int, lam: float, perm):
 
 def mixup(images, labels, num_classes: int, alpha: float, rng: np.random.Generator):
     """Mixup of a batch: returns mixed images (N, H, W, C) and soft targets (N, K) that sum to 1."""
-    images = _images(images)
+    images = _images(images, "mixup")
     lam, perm = mixup_params(images.shape[0], alpha, rng)
     return mixup_apply(images, labels, num_classes, lam, perm)

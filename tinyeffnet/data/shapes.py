@@ -68,10 +68,11 @@ _TEXTURE_JITTER = np.pi / 12       # +-15 degrees for textures
 
 
 def _check_size(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    """An int >= minimum (bools and floats refused), named in the message."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"ShapesDataset: {name} must be an int, got {type(value).__name__}")
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise ValueError(f"ShapesDataset: {name} must be >= {minimum}, got {value}")
     return int(value)
 
 
@@ -93,11 +94,13 @@ class ShapesDataset:
         self.num_samples = _check_size("num_samples", num_samples, 1)
         self.image_size = _check_size("image_size", image_size, 4)
         self.seed = _check_size("seed", seed, 0)
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+        if not isinstance(split, str) or split not in SPLITS:
+            raise ValueError(f"ShapesDataset: split must be one of {sorted(SPLITS)}, got {split!r}")
         self.split = split
+        if isinstance(noise, (bool, np.bool_)) or not isinstance(noise, (int, float, np.integer, np.floating)):
+            raise TypeError(f"ShapesDataset: noise must be a number in [0, 0.5], got {noise!r}")
         if not 0.0 <= float(noise) <= 0.5:
-            raise ValueError(f"noise must be in [0, 0.5], got {noise}")
+            raise ValueError(f"ShapesDataset: noise must be in [0, 0.5], got {noise}")
         self.noise = float(noise)
         self._table, self.labels = self._draw_scenes()
 

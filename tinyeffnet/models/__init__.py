@@ -24,7 +24,7 @@ import numpy as np
 
 from .config import (V2_BASE, V2_L, V2_M, V2_S, V2_TINY, V2_XL, VARIANTS, Stage, Variant, round_filters,
                      round_repeats, scale_stages)
-from .efficientnetv2 import EfficientNetV2
+from .efficientnetv2 import EfficientNetV2, check_network_options
 
 __all__ = [
     "EfficientNetV2", "Stage", "Variant", "VARIANTS", "create_model", "list_models",
@@ -45,13 +45,13 @@ def list_models() -> list:
 def _canonical(name: str) -> tuple:
     """(variant key, is_tf) for a model name; torchvision's efficientnet_v2_x spelling accepted."""
     if not isinstance(name, str):
-        raise TypeError(f"model name must be a str, got {type(name).__name__}")
+        raise TypeError(f"create_model: name must be a model name (str), got {type(name).__name__}")
     key = name.lower().replace("efficientnet_v2_", "efficientnetv2_")
     is_tf = key.startswith("tf_")
     if is_tf:
         key = key[3:]
     if key not in VARIANTS or (is_tf and key == "efficientnetv2_tiny"):
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+        raise ValueError(f"create_model: unknown model {name!r}; known: {', '.join(list_models())}")
     return key, is_tf
 
 
@@ -69,6 +69,8 @@ def create_model(name: str, num_classes: int = 1000, drop_rate: float | None = N
     bn_eps:         BatchNorm epsilon; dtype: float32 (default) or float64; seed: init and dropout seed
     """
     key, is_tf = _canonical(name)
+    check_network_options("create_model", num_classes, 0.0 if drop_rate is None else drop_rate, drop_path_rate,
+                          bn_eps, in_channels, dtype, seed)
     variant = VARIANTS[key]
     if padding is None and is_tf:
         padding = "same"

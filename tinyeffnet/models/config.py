@@ -2,7 +2,7 @@
 
 Source: google/automl ``efficientnetv2/effnetv2_configs.py`` (block strings and
 ``efficientnetv2_params``) and ``effnetv2_model.py`` (rounding); torchvision's ``_efficientnet_conf``
-encodes the same S/M/L stages. See shared/research/effnetv2_spec.md sections 1.2-1.4 and 2.1.
+encodes the same S/M/L stages. See docs/DESIGN.md, sections 10.1-10.3.
 
 A stage row (one line of a block string ``r2_k3_s1_e1_i24_o24_c1``):
 

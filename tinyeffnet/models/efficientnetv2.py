@@ -25,8 +25,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ops._checks import check_dtype, check_eps, check_int, check_number, check_probability
 from ..nn import ConvBNAct, Dropout, FusedMBConv, GlobalAvgPool, Linear, MBConv, Module, ModuleList, Sequential
 from .config import Stage, round_filters, scale_stages
+
+
+def check_network_options(where: str, num_classes, drop_rate, drop_path_rate, bn_eps, in_channels, dtype,
+                          seed) -> None:
+    """The options every network takes, checked before any layer is built (``where`` names the caller):
+    num_classes and in_channels ints >= 1, drop_rate and drop_path_rate in [0, 1), bn_eps > 0,
+    dtype float32 or float64, seed an int >= 0."""
+    check_int("num_classes", num_classes, op=where)
+    check_probability("drop_rate", drop_rate, op=where)
+    check_probability("drop_path_rate", drop_path_rate, op=where)
+    check_eps(bn_eps, op=where)
+    check_int("in_channels", in_channels, op=where)
+    check_dtype("dtype", dtype, op=where)
+    check_int("seed", seed, 0, op=where)
 
 
 def _resolve_padding(padding):
@@ -78,6 +93,11 @@ class EfficientNetV2(Module):
                  head_channels: int = 1280, drop_rate: float = 0.2, drop_path_rate: float = 0.2,
                  padding=None, bn_eps: float = 1e-3, in_channels: int = 3, dtype=np.float32, seed: int = 0):
         super().__init__()
+        check_network_options("EfficientNetV2", num_classes, drop_rate, drop_path_rate, bn_eps, in_channels, dtype,
+                              seed)
+        check_number("width", width, 0, low_open=True, op="EfficientNetV2")
+        check_number("depth", depth, 0, low_open=True, op="EfficientNetV2")
+        check_int("head_channels", head_channels, op="EfficientNetV2")
         stages = scale_stages(_as_stages(stages), width, depth)
         _as_stages(stages)  # the scaled table must still chain
         padding = _resolve_padding(padding)

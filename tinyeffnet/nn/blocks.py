@@ -41,8 +41,26 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from ..ops._checks import check_eps, check_int, check_number, check_probability, check_stride
 from .layers import ConvBNAct, DropPath, GlobalAvgPool, Linear, Sigmoid, SiLU
 from .module import Module
+
+
+def check_block_options(where: str, in_channels, out_channels, kernel_size, stride, expand_ratio,
+                        drop_path_rate, bn_eps) -> tuple:
+    """What MBConv and Fused-MBConv both take: channels, kernel and stride ints >= 1, expand_ratio a
+    number > 0 that leaves at least one expanded channel, drop_path_rate in [0, 1), bn_eps > 0.
+    Returns them checked (in the same order)."""
+    in_channels = check_int("in_channels", in_channels, op=where)
+    out_channels = check_int("out_channels", out_channels, op=where)
+    kernel_size = check_int("kernel_size", kernel_size, op=where)
+    stride = check_stride(stride, op=where)
+    check_number("expand_ratio", expand_ratio, 0, low_open=True, op=where)  # kept as given (4 stays an int)
+    if int(in_channels * expand_ratio) < 1:
+        raise ValueError(f"{where}: expand_ratio {expand_ratio:g} leaves no expanded channel for "
+                         f"in_channels {in_channels} (int(in_channels * expand_ratio) must be >= 1)")
+    drop_path_rate = check_probability("drop_path_rate", drop_path_rate, op=where)
+    return in_channels, out_channels, kernel_size, stride, expand_ratio, drop_path_rate, check_eps(bn_eps, op=where)
 
 
 def squeeze_channels(in_channels: int, se_ratio: float) -> int:
@@ -63,6 +81,8 @@ class SqueezeExcite(Module):
 
     def __init__(self, channels: int, squeeze: int, rng=None, dtype=np.float32):
         super().__init__()
+        channels = check_int("channels", channels, op="SqueezeExcite")
+        squeeze = check_int("squeeze", squeeze, op="SqueezeExcite")
         self.channels, self.squeeze = channels, squeeze
         self.pool = GlobalAvgPool()
         self.reduce = Linear(channels, squeeze, init="conv1x1", rng=rng, dtype=dtype)
@@ -128,6 +148,9 @@ class MBConv(_ResidualBlock):
                  expand_ratio: float = 4, se_ratio: float = 0.25, drop_path_rate: float = 0.0, *,
                  padding=None, bn_eps: float = 1e-3, rng=None, dtype=np.float32):
         super().__init__()
+        (in_channels, out_channels, kernel_size, stride, expand_ratio, drop_path_rate, bn_eps) = check_block_options(
+            "MBConv", in_channels, out_channels, kernel_size, stride, expand_ratio, drop_path_rate, bn_eps)
+        check_number("se_ratio", se_ratio, 0, 1, op="MBConv")
         mid = int(in_channels * expand_ratio)    # Ce, not rounded (official rule)
         self.expand_ratio, self.kernel_size, self.se_ratio = expand_ratio, kernel_size, se_ratio
         unit = dict(padding=padding, bn_eps=bn_eps, rng=rng, dtype=dtype)
@@ -169,6 +192,8 @@ class FusedMBConv(_ResidualBlock):
                  expand_ratio: float = 4, drop_path_rate: float = 0.0, *, padding=None,
                  bn_eps: float = 1e-3, rng=None, dtype=np.float32):
         super().__init__()
+        (in_channels, out_channels, kernel_size, stride, expand_ratio, drop_path_rate, bn_eps) = check_block_options(
+            "FusedMBConv", in_channels, out_channels, kernel_size, stride, expand_ratio, drop_path_rate, bn_eps)
         self.expand_ratio, self.kernel_size = expand_ratio, kernel_size
         unit = dict(padding=padding, bn_eps=bn_eps, rng=rng, dtype=dtype)
         if expand_ratio == 1:

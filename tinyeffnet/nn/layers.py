@@ -21,12 +21,18 @@ Initialisation follows torchvision's EfficientNet (``_efficientnet.py``):
     BatchNorm: gamma = 1, beta = 0, running_mean = 0, running_var = 1
     Linear (classifier): w ~ Uniform(-1/sqrt(Cout), 1/sqrt(Cout)), b = 0
 Weight decay: BatchNorm's gamma/beta and every bias are ``Parameter(..., decay=False)``.
+
+Every constructor checks its options first (``ops/_checks.py``, the same rules as the ops), so a bad
+one fails here, naming the layer and the argument, not at the first training step:
+``Conv2d: in_channels must be an int >= 1, got 0``.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import backend
+from ..ops._checks import (check_bool, check_dtype, check_eps, check_int, check_momentum, check_padding_option,
+                           check_probability, check_rng, check_stride)
 from .module import Module
 from .parameter import Parameter
 
@@ -44,6 +50,19 @@ def kaiming_normal_fan_out(shape: tuple, fan_out: int, rng, dtype) -> np.ndarray
 def default_padding(kernel_size: int) -> int:
     """Symmetric padding that keeps the size at stride 1: (K - 1) // 2 (torchvision's rule)."""
     return (kernel_size - 1) // 2
+
+
+def check_conv_options(where: str, kernel_size, stride, padding, rng, dtype) -> tuple:
+    """The options every conv layer shares: kernel_size an int >= 1, stride an int >= 1, padding None
+    (the default (K - 1) // 2), an int >= 0 or "same" (odd kernels only), rng None or a Generator,
+    dtype float32 or float64. Returns (kernel_size, stride, padding, dtype) checked."""
+    kernel_size = check_int("kernel_size", kernel_size, op=where)
+    stride = check_stride(stride, op=where)
+    padding = check_padding_option(padding, op=where, allow_none=True)
+    if padding == "same" and kernel_size % 2 == 0:
+        raise ValueError(f'{where}: padding="same" needs an odd kernel_size, got {kernel_size}')
+    check_rng("rng", rng, op=where)
+    return kernel_size, stride, padding, check_dtype("dtype", dtype, op=where)
 
 
 class _CachedLayer(Module):
@@ -72,6 +91,9 @@ class Conv2d(_CachedLayer):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding=None, rng=None, dtype=np.float32):
         super().__init__()
+        in_channels = check_int("in_channels", in_channels, op="Conv2d")
+        out_channels = check_int("out_channels", out_channels, op="Conv2d")
+        kernel_size, stride, padding, dtype = check_conv_options("Conv2d", kernel_size, stride, padding, rng, dtype)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = kernel_size, stride
         self.padding = default_padding(kernel_size) if padding is None else padding
@@ -101,6 +123,9 @@ class DepthwiseConv2d(_CachedLayer):
 
     def __init__(self, channels: int, kernel_size: int, stride: int = 1, padding=None, rng=None, dtype=np.float32):
         super().__init__()
+        channels = check_int("channels", channels, op="DepthwiseConv2d")
+        kernel_size, stride, padding, dtype = check_conv_options("DepthwiseConv2d", kernel_size, stride, padding,
+                                                                 rng, dtype)
         self.channels, self.kernel_size, self.stride = channels, kernel_size, stride
         self.padding = default_padding(kernel_size) if padding is None else padding
         shape = (kernel_size, kernel_size, channels)  # (K, K, C)
@@ -120,7 +145,7 @@ class DepthwiseConv2d(_CachedLayer):
 
 
 class BatchNorm2d(_CachedLayer):
-    """Per-channel batch normalisation over (N, H, W), PyTorch conventions (DESIGN.md).
+    """Per-channel batch normalisation over (N, H, W), PyTorch conventions (docs/DESIGN.md, section 3).
 
         train: mu, var = mean and biased variance of x over (N, H, W)
                y = gamma * (x - mu) / sqrt(var + eps) + beta
@@ -136,6 +161,9 @@ class BatchNorm2d(_CachedLayer):
 
     def __init__(self, channels: int, eps: float = 1e-3, momentum: float = 0.1, dtype=np.float32):
         super().__init__()
+        channels = check_int("channels", channels, op="BatchNorm2d")
+        eps, momentum = check_eps(eps, op="BatchNorm2d"), check_momentum(momentum, op="BatchNorm2d")
+        dtype = check_dtype("dtype", dtype, op="BatchNorm2d")
         self.channels, self.eps, self.momentum = channels, eps, momentum
         self.weight = Parameter(np.ones(channels, dtype=dtype), decay=False)  # gamma (C,)
         self.bias = Parameter(np.zeros(channels, dtype=dtype), decay=False)   # beta  (C,)
@@ -213,6 +241,11 @@ class Linear(_CachedLayer):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, init: str = "uniform",
                  rng=None, dtype=np.float32):
         super().__init__()
+        in_features = check_int("in_features", in_features, op="Linear")
+        out_features = check_int("out_features", out_features, op="Linear")
+        bias = check_bool("bias", bias, op="Linear")
+        check_rng("rng", rng, op="Linear")
+        dtype = check_dtype("dtype", dtype, op="Linear")
         self.in_features, self.out_features = in_features, out_features
         shape = (in_features, out_features)  # (Cin, Cout)
         if init == "uniform":
@@ -221,7 +254,7 @@ class Linear(_CachedLayer):
         elif init == "conv1x1":
             w = kaiming_normal_fan_out(shape, out_features, rng, dtype)
         else:
-            raise ValueError(f'init must be "uniform" or "conv1x1", got {init!r}')
+            raise ValueError(f'Linear: init must be "uniform" or "conv1x1", got {init!r}')
         self.weight = Parameter(w)
         self.bias = Parameter(np.zeros(out_features, dtype=dtype), decay=False) if bias else None
 
@@ -252,8 +285,8 @@ class Dropout(_CachedLayer):
 
     def __init__(self, p: float = 0.0, rng=None):
         super().__init__()
-        self.p = float(p)
-        self.rng = rng
+        self.p = check_probability("p", p, op=type(self).__name__)
+        self.rng = check_rng("rng", rng, op=type(self).__name__)
 
     def forward(self, x):
         if not self.training or self.p == 0.0:
@@ -321,6 +354,9 @@ class ConvBNAct(Module):
                  depthwise: bool = False, act: bool = True, padding=None, bn_eps: float = 1e-3,
                  rng=None, dtype=np.float32):
         super().__init__()
+        in_channels = check_int("in_channels", in_channels, op="ConvBNAct")
+        out_channels = check_int("out_channels", out_channels, op="ConvBNAct")
+        depthwise, act = check_bool("depthwise", depthwise, op="ConvBNAct"), check_bool("act", act, op="ConvBNAct")
         if depthwise:
             if in_channels != out_channels:
                 raise ValueError(f"a depthwise ConvBNAct needs in_channels == out_channels, got {in_channels}, {out_channels}")

@@ -21,6 +21,7 @@ numbered list, no forward of its own).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Iterator
 
 import numpy as np
@@ -132,10 +133,18 @@ class Module:
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
         """Copy arrays into the parameters and buffers, converting to each one's dtype.
 
+        state: a mapping of name -> array (what ``state_dict()`` returns, or ``np.load(path)``); anything
+        else is a TypeError. Every value must be a numeric array (or a number for a 0-d buffer).
         strict: every key must be present, no extra key, every shape equal; otherwise a ValueError
         lists all missing keys, unexpected keys and shape mismatches by name. Nothing is modified
         when the check fails.
         """
+        where = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state, Mapping) and not hasattr(state, "keys"):  # np.load's NpzFile has keys()
+            raise TypeError(f"{where}: state must be a mapping of name -> array (a state_dict), "
+                            f"got {type(state).__name__}")
+        if not isinstance(strict, (bool, np.bool_)):
+            raise TypeError(f"{where}: strict must be True or False, got {strict!r}")
         items = {key: (module, name, is_param) for key, module, name, is_param in self._state_items()}
         missing = [k for k in items if k not in state]
         unexpected = [k for k in state if k not in items]
@@ -144,8 +153,13 @@ class Module:
             if key in state:
                 target = getattr(module, name)
                 target = target.data if is_param else target
-                if tuple(np.shape(state[key])) != tuple(target.shape):
-                    mismatched.append(f"{key}: expected {tuple(target.shape)}, got {tuple(np.shape(state[key]))}")
+                value = state[key]
+                kind = _numeric_dtype(value)
+                if kind is None:
+                    got = f"dtype {value.dtype}" if isinstance(value, np.ndarray) else type(value).__name__
+                    mismatched.append(f"{key}: expected a numeric array of shape {tuple(target.shape)}, got {got}")
+                elif tuple(np.shape(value)) != tuple(target.shape):
+                    mismatched.append(f"{key}: expected {tuple(target.shape)}, got {tuple(np.shape(value))}")
         problems = describe_key_problems(missing if strict else [], unexpected if strict else [], mismatched)
         if problems:
             raise ValueError(f"cannot load state_dict into {type(self).__name__}:\n{problems}")
@@ -251,6 +265,15 @@ class Module:
         if len(lines) == 1:
             return lines[0] + ")"
         return "\n".join(lines) + "\n)"
+
+
+def _numeric_dtype(value):
+    """The dtype of ``value`` as an array if it is a numeric one (bool, int, float), else None."""
+    try:
+        dtype = np.asarray(value).dtype
+    except Exception:  # an object numpy cannot read as an array
+        return None
+    return dtype if dtype.kind in "biuf" else None
 
 
 def describe_key_problems(missing, unexpected, mismatched) -> str:

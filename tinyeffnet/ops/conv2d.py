@@ -24,7 +24,7 @@ receptive field of output pixel p, flattened in the order (a, b, ci), which is e
     dx   = col2im(dcol): every dcol entry is added back to the input pixel it was copied from.
 
 The matrix products run in numpy's BLAS, called from Python between the Numba kernels (BLAS inside a
-Numba ``prange`` oversubscribes the cores; research/numba_engineering.md 3.1). The Numba kernels only
+Numba ``prange`` oversubscribes the cores; docs/DESIGN.md, section 9.1). The Numba kernels only
 move data: ``_im2col`` (one output row per parallel iteration, zero padding by bounds checks, no padded
 copy) and ``_col2im``, which is race-free because each parallel iteration owns one row of dx and
 *gathers* every dcol entry that lands in it (scattering with ``+=`` from overlapping windows in
@@ -49,7 +49,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import winograd
-from .reference.conv import ConvCache, check_conv_inputs, check_upstream_gradient
+from ._checks import ConvCache, check_conv_inputs, check_upstream_gradient
 
 USE_WINOGRAD = True  # 3x3 stride-1 padding-1 convs by Winograd F(2x2, 3x3); False: im2col for all
 

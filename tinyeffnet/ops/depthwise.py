@@ -14,8 +14,8 @@ The math (tier 1, ``tinyeffnet.ops.reference.conv``, has the same equations as l
 
 A depthwise conv has no channel sum, so it is no matrix product: each output is KH*KW multiply-adds.
 Memory access decides speed. In channels-last layout the C values of one pixel are adjacent, so the
-innermost loop runs over C and LLVM turns it into SIMD instructions (research/numba_engineering.md
-section 2: 2.4x faster than NCHW loops, at parity with PyTorch).
+innermost loop runs over C and LLVM turns it into SIMD instructions (docs/DESIGN.md,
+section 9.2: 2.4x faster than NCHW loops, at parity with PyTorch).
 
 Padding is never materialised: for output pixel (i, j) the taps that fall inside the input are the
 ranges a in [max(0, top - i*S), min(KH, H + top - i*S)) and likewise for b, computed once per pixel, so
@@ -34,7 +34,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .reference.conv import ConvCache, check_conv_inputs, check_upstream_gradient
+from ._checks import ConvCache, check_conv_inputs, check_upstream_gradient
 
 
 @njit(cache=True)
@@ -149,7 +149,7 @@ def depthwise_conv2d_backward(dy, cache: ConvCache):
     dy: (N, Ho, Wo, C), same dtype as the forward input.
     Returns dx (N, H, W, C) and dw (KH, KW, C), same dtype.
     """
-    dy = check_upstream_gradient(dy, cache)
+    dy = check_upstream_gradient(dy, cache, depthwise=True)
     x, w, stride, pads = cache
     top, _, left, _ = pads
     kh, kw, channels = w.shape

@@ -23,23 +23,26 @@ import numpy as np
 from numba import njit, prange
 
 from ._checks import check_batchnorm_cache, check_gradient, validate_batchnorm_inputs
-from .activations import sigmoid_scalar
+from .activations import FAST, silu_scalar, silu_slope
 from .batchnorm import _rows, batch_statistics, rows_per_chunk
 from .reference.batchnorm import update_running_stats
 
 
-@njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
+@njit(parallel=True, fastmath=FAST, cache=True, error_model="numpy")
 def _bn_silu_kernel(x2, mean, scale, beta, y2):
-    """y_mc = h sigmoid(h), h = (x_mc - mean_c) scale_c + beta_c. (M, C) rows over the cores."""
+    """y_mc = h sigmoid(h), h = (x_mc - mean_c) scale_c + beta_c. (M, C) rows over the cores.
+
+    ``silu_scalar`` and ``silu_slope`` are the SiLU op's own (activations.py): the same limits at
+    -inf and inf (silu(-inf) = 0), and ``FAST`` (fastmath that keeps NaN and inf), as the SiLU op."""
     m_rows, channels = x2.shape
     one = x2.dtype.type(1)
     for m in prange(m_rows):
         for c in range(channels):
             h = (x2[m, c] - mean[c]) * scale[c] + beta[c]
-            y2[m, c] = h * sigmoid_scalar(h, one)
+            y2[m, c] = silu_scalar(h, one)
 
 
-@njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
+@njit(parallel=True, fastmath=FAST, cache=True, error_model="numpy")
 def _silu_grad_and_sums(dy2, x2, mean, inv_std, scale, beta, g2, rows_per_chunk):
     """g = SiLU'(h) dy written to g2, and per channel sum_m g (dbeta) and sum_m g xhat (dgamma).
 
@@ -54,8 +57,7 @@ def _silu_grad_and_sums(dy2, x2, mean, inv_std, scale, beta, g2, rows_per_chunk)
             for c in range(channels):
                 xhat = (x2[m, c] - mean[c]) * inv_std[c]
                 h = (x2[m, c] - mean[c]) * scale[c] + beta[c]                 # the BN output
-                s = sigmoid_scalar(h, one)
-                g = dy2[m, c] * s * (one + h * (one - s))
+                g = dy2[m, c] * silu_slope(h, one)                          # dy s (1 + h (1 - s))
                 g2[m, c] = g
                 partial_g[k, c] += g
                 partial_g_xhat[k, c] += g * xhat

@@ -10,13 +10,13 @@ Dimensions: N batch, Cin input features, Cout output features; w is (Cin, Cout).
 All the work is matrix products, which numpy's BLAS (OpenBLAS) already does at close to the machine's
 peak, so this tier calls ``np.matmul(..., out=...)`` from Python and writes no Numba kernel: a
 hand-written GEMM would be slower, and BLAS called inside an njit prange fights for the cores
-(shared/research/numba_engineering.md, 3.1).
+(docs/DESIGN.md, section 9.1).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .reference.linear import check_linear_gradient, validate_linear_inputs
+from ._checks import check_linear_cache, check_linear_gradient, validate_linear_inputs
 
 
 def linear_forward(x, w, b=None):
@@ -34,7 +34,7 @@ def linear_forward(x, w, b=None):
 
 def linear_backward(dy, cache):
     """Returns (dx, dw, db): (N, Cin), (Cin, Cout), (Cout,) or None when the forward had no bias."""
-    x, w, has_bias = cache
+    x, w, has_bias = check_linear_cache(cache)
     dy = check_linear_gradient(dy, x, w)
     dx = np.empty_like(x)                                           # (N, Cin)
     np.matmul(dy, w.T, out=dx)

@@ -21,7 +21,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .reference.losses import target_distribution, validate_loss_inputs
+from ._checks import validate_loss_inputs
+from .reference.losses import target_distribution
 
 
 @njit(parallel=True, fastmath=True, cache=True)

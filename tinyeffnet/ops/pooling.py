@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .reference.pooling import check_pool_gradient, validate_pool_input
+from ._checks import check_pool_cache, check_pool_gradient, validate_pool_input
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -58,7 +58,7 @@ def global_avg_pool_forward(x):
 
 def global_avg_pool_backward(dy, cache):
     """dx_nhwc = dy_nc / (H W). dy: (N, C). Returns (dx,) with dx: (N, H, W, C)."""
-    shape, dtype = cache
+    shape, dtype = check_pool_cache(cache)
     dy = check_pool_gradient(dy, shape, dtype)
     n, h, w, c = shape
     dx = np.empty(shape, dtype=dtype)

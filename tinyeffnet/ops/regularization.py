@@ -16,18 +16,24 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .reference.regularization import check_drop_gradient, drop_scale, validate_drop_inputs
+from ._checks import check_drop_cache, check_drop_gradient, validate_drop_inputs
+from .reference.regularization import drop_scale
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+# fastmath without "nnan": a dropped NaN stays NaN (NaN * 0), as in the reference tier and PyTorch;
+# with "nnan" the compiler may fold x * 0 to 0 and hide it
+FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+
+@njit(parallel=True, fastmath=FAST, cache=True)
 def _apply_element_mask(x, keep, scale, y):
-    """y_i = x_i * scale if keep_i else 0. x, keep, y: flat (L,)."""
+    """y_i = x_i * (scale if keep_i else 0). x, keep, y: flat (L,)."""
     zero = x.dtype.type(0)
     for i in prange(x.shape[0]):
-        y[i] = x[i] * scale if keep[i] else zero
+        y[i] = x[i] * (scale if keep[i] else zero)
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=FAST, cache=True)
 def _apply_sample_mask(x2, keep, scale, y2):
     """y_nr = x_nr * scale if keep_n else 0. x2, y2: (N, R); keep: (N,)."""
     n_samples, rest = x2.shape
@@ -58,8 +64,8 @@ def dropout_forward(x, p, rng, training=True):
 
 def dropout_backward(dy, cache):
     """dx = dy * keep / (1 - p): the same mask as the forward. Returns (dx,)."""
-    keep, scale, shape, dtype = cache
-    dy = check_drop_gradient(dy, shape, dtype)
+    keep, scale, shape, dtype = check_drop_cache(cache, per_sample=False)
+    dy = check_drop_gradient(dy, shape, dtype, op="dropout_backward")
     if keep is None:
         return (dy,)
     dx = np.empty_like(dy)
@@ -79,7 +85,7 @@ def drop_path_forward(x, p, rng, training=True):
     Returns y (x's shape and dtype; x itself for the identity) and the cache.
     Cache: (keep, scale, shape, dtype) as in dropout_forward, keep of shape (N, 1, ..., 1).
     """
-    x, p = validate_drop_inputs(x, p, rng, training)
+    x, p = validate_drop_inputs(x, p, rng, training, op="drop_path_forward")
     if not training or p == 0:
         return x, (None, None, x.shape, x.dtype)
     mask_shape = (x.shape[0],) + (1,) * (x.ndim - 1)               # (N, 1, 1, 1)
@@ -92,8 +98,8 @@ def drop_path_forward(x, p, rng, training=True):
 
 def drop_path_backward(dy, cache):
     """dx = dy * keep_n / (1 - p) per sample. Returns (dx,)."""
-    keep, scale, shape, dtype = cache
-    dy = check_drop_gradient(dy, shape, dtype)
+    keep, scale, shape, dtype = check_drop_cache(cache, per_sample=True)
+    dy = check_drop_gradient(dy, shape, dtype, op="drop_path_backward")
     if keep is None:
         return (dy,)
     dx = np.empty_like(dy)

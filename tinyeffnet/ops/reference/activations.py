@@ -9,12 +9,16 @@ Stable sigmoid: exp(-x) overflows for x << 0 (x = -1000), so with e = exp(-|x|),
 
 (the second is the first multiplied by exp(x) / exp(x)). No overflow, no warning, in float32 or 64.
 EfficientNetV2 uses SiLU after every convolution and sigmoid as the gate of Squeeze-and-Excitation.
+
+Infinities take the limits: sigmoid(-inf) = 0, sigmoid(inf) = 1; silu(-inf) = 0 (x e^x -> 0; the
+product -inf * 0 alone would give NaN; PyTorch gives NaN), silu(inf) = inf; the slope of SiLU is 0 at
+-inf and 1 at inf. Every tier (NumPy, Numba, CUDA) returns these, in float32 and float64.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .._checks import as_float_array, check_shape
+from .._checks import as_float_array, check_elementwise_cache, check_gradient
 
 
 def stable_sigmoid(x: np.ndarray) -> np.ndarray:
@@ -23,28 +27,30 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-def check_gradient(dy, like: np.ndarray) -> np.ndarray:
-    """dy must be a float array with the shape and dtype of the forward's output."""
-    dy = as_float_array("dy", dy, dtype=like.dtype)
-    check_shape("dy", dy, like.shape)
-    return dy
-
-
 def silu_forward(x):
     """y = x * sigmoid(x), elementwise. x: any shape. Returns y (x's shape) and the cache.
 
+    silu(-inf) = 0, the limit (x * sigmoid(x) alone would be -inf * 0 = NaN there).
     Cache: (x,). Backward recomputes s = sigmoid(x) (as PyTorch does): one array kept, not two.
     """
-    x = as_float_array("x", x)
-    return x * stable_sigmoid(x), (x,)
+    x = as_float_array("x", x, op="silu_forward")
+    with np.errstate(invalid="ignore"):                      # -inf * 0, replaced just below
+        y = x * stable_sigmoid(x)
+    return np.where(x == -np.inf, x.dtype.type(0), y), (x,)
 
 
 def silu_backward(dy, cache):
-    """dx = dy * s * (1 + x (1 - s)) with s = sigmoid(x). Returns (dx,)."""
-    (x,) = cache
-    dy = check_gradient(dy, x)
+    """dx = dy * s * (1 + x (1 - s)) with s = sigmoid(x). Returns (dx,).
+
+    The slope takes its limits at the infinities: 0 at -inf, 1 at inf (the formula gives inf * 0).
+    """
+    x = check_elementwise_cache("silu_backward", cache, "silu_forward", "x")
+    dy = check_gradient(dy, x.shape, x.dtype, op="silu_backward")
     s = stable_sigmoid(x)
-    return (dy * s * (1 + x * (1 - s)),)
+    with np.errstate(invalid="ignore"):
+        slope = s * (1 + x * (1 - s))
+    slope = np.where(np.isinf(x), (x > 0).astype(x.dtype), slope)
+    return (dy * slope,)
 
 
 def sigmoid_forward(x):
@@ -52,13 +58,13 @@ def sigmoid_forward(x):
 
     Cache: (y,). The derivative is written in the output alone: dy/dx = y (1 - y).
     """
-    x = as_float_array("x", x)
+    x = as_float_array("x", x, op="sigmoid_forward")
     y = stable_sigmoid(x)
     return y, (y,)
 
 
 def sigmoid_backward(dy, cache):
     """dx = dy * y * (1 - y). Returns (dx,)."""
-    (y,) = cache
-    dy = check_gradient(dy, y)
+    y = check_elementwise_cache("sigmoid_backward", cache, "sigmoid_forward", "y")
+    dy = check_gradient(dy, y.shape, y.dtype, op="sigmoid_backward")
     return (dy * y * (1 - y),)

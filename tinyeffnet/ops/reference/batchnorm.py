@@ -31,52 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import as_float_array, check_shape
-
-
-def check_channel_vector(name: str, v, channels: int, dtype) -> np.ndarray:
-    """A per-channel parameter or statistic: float array of shape (C,) and the input's dtype."""
-    v = as_float_array(name, v, ndim=1, dtype=dtype)
-    if v.shape[0] != channels:
-        raise ValueError(
-            f"{name} must have shape ({channels},) to match the {channels} channels of x "
-            f"(its last axis), got shape {v.shape}"
-        )
-    return v
-
-
-def validate_batchnorm_inputs(x, gamma, beta, running_mean, running_var, training, momentum, eps):
-    """Check every argument of batchnorm_forward; return (x, momentum, eps).
-
-    x comes back C-contiguous; momentum and eps as Python floats, so that they never promote a
-    float32 computation to float64 (a numpy float64 scalar would).
-
-    running_mean and running_var are only checked here: they are updated in place by the caller, so
-    the caller keeps the original objects (they must be writeable numpy arrays).
-    """
-    x = as_float_array("x", x)
-    if x.ndim not in (2, 4):
-        raise ValueError(f"x must be 4-D (N, H, W, C) or 2-D (N, C), got {x.ndim}-D array of shape {x.shape}")
-    channels = x.shape[-1]
-    if channels == 0 or x.size == 0:
-        raise ValueError(f"x must have at least one value per channel and one channel, got shape {x.shape}")
-    for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean), ("running_var", running_var)):
-        check_channel_vector(name, v, channels, x.dtype)
-    if not isinstance(training, (bool, np.bool_)):
-        raise TypeError(f"training must be True or False, got {training!r}")
-    if training:
-        for name, v in (("running_mean", running_mean), ("running_var", running_var)):
-            if not v.flags.writeable:
-                raise ValueError(f"{name} must be writeable: training updates it in place")
-        if x.size // channels < 2:
-            raise ValueError(
-                f"training needs more than 1 value per channel to estimate a variance, got x of shape {x.shape}"
-            )
-    if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.floating)) or not 0 <= momentum <= 1:
-        raise ValueError(f"momentum must be a float in [0, 1], got {momentum!r}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not eps > 0:
-        raise ValueError(f"eps must be a float > 0, got {eps!r}")
-    return x, float(momentum), float(eps)
+from .._checks import check_batchnorm_cache, check_gradient, validate_batchnorm_inputs  # noqa: F401 (the contract)
 
 
 def update_running_stats(running_mean, running_var, mean, var_unbiased, momentum) -> None:
@@ -115,9 +70,8 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momen
 
 def batchnorm_backward(dy, cache):
     """Gradients of batchnorm_forward. dy: like y. Returns (dx, dgamma, dbeta): x's shape, (C,), (C,)."""
-    x, mean, inv_std, gamma, training = cache
-    dy = as_float_array("dy", dy, dtype=x.dtype)
-    check_shape("dy", dy, x.shape)
+    x, mean, inv_std, gamma, training = check_batchnorm_cache(cache)
+    dy = check_gradient(dy, x.shape, x.dtype, op="batchnorm_backward")
     axes = tuple(range(x.ndim - 1))
     xhat = (x - mean) * inv_std                             # (N, H, W, C)
     dbeta = dy.sum(axis=axes)                               # (C,)

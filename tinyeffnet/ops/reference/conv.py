@@ -31,80 +31,17 @@ outputs (i, j) are the strided slice ``xpad[:, a : a+S*(Ho-1)+1 : S, b : b+S*(Wo
 shape (N, Ho, Wo, Cin). So every formula above is a loop over the KH*KW taps, each one slice and one
 tensordot (dense: contract Cin or Cout) or one broadcast multiply (depthwise).
 
-This module also holds the input checks and the cache type that the Numba tier
-(``tinyeffnet.ops.conv2d``, ``tinyeffnet.ops.depthwise``) shares, so both tiers reject the same input
-with the same message and their caches are interchangeable.
+The input checks and the cache type (``ConvCache``) come from ``tinyeffnet.ops._checks``, the contract
+shared with the Numba tier (``tinyeffnet.ops.conv2d``, ``tinyeffnet.ops.depthwise``) and the CUDA tier,
+so every tier rejects the same input with the same message and the CPU tiers' caches are
+interchangeable.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
-from .._checks import as_float_array, check_shape, check_stride, conv_output_size, resolve_padding
-
-
-class ConvCache(NamedTuple):
-    """What a conv backward needs, for both tiers and both conv kinds.
-
-    x:      (N, H, W, Cin) the input, C-contiguous (needed for dw)
-    w:      (KH, KW, Cin, Cout) or (KH, KW, C) the weight (needed for dx)
-    stride: S
-    pads:   (top, bottom, left, right) the resolved zero padding
-    The output shape (N, Ho, Wo, Cout) follows from these; it is used to check dy.
-    """
-
-    x: np.ndarray
-    w: np.ndarray
-    stride: int
-    pads: tuple
-
-    @property
-    def output_shape(self) -> tuple:
-        n, h, width, _ = self.x.shape
-        kh, kw = self.w.shape[:2]
-        top, bottom, left, right = self.pads
-        ho = conv_output_size(h, kh, self.stride, top, bottom)
-        wo = conv_output_size(width, kw, self.stride, left, right)
-        return (n, ho, wo, self.w.shape[-1])
-
-
-def check_conv_inputs(x, w, stride, padding, depthwise: bool):
-    """Validate a conv's inputs before any kernel runs; return (x, w, stride, pads).
-
-    x must be a 4-D float32/float64 array, w 4-D (dense) or 3-D (depthwise) of the same dtype, with
-    w's channel axis (axis 2) equal to x's C. stride is an int >= 1, padding an int >= 0 or "same"
-    (odd kernel only). The kernel must fit in the padded input. x and w come back C-contiguous.
-    """
-    x = as_float_array("x", x, ndim=4)
-    w = as_float_array("w", w, ndim=3 if depthwise else 4, dtype=x.dtype)
-    stride, pads = check_conv_geometry(x.shape, w.shape, stride, padding, depthwise)
-    return x, w, stride, pads
-
-
-def check_conv_geometry(x_shape, w_shape, stride, padding, depthwise: bool):
-    """The shape rules shared by every tier (CPU and CUDA): w's channel axis (axis 2) equals x's C,
-    the kernel is at least 1x1, stride is an int >= 1, and the padding resolves with the kernel
-    fitting the padded input. Returns (stride, (top, bottom, left, right))."""
-    x_shape, w_shape = tuple(x_shape), tuple(w_shape)
-    kh, kw, w_channels = w_shape[:3]
-    if w_channels != x_shape[3]:
-        what = "channels" if depthwise else "input channels"
-        raise ValueError(
-            f"channel mismatch: x of shape {x_shape} has {x_shape[3]} channels but w of shape {w_shape} "
-            f"has {w_channels} {what} (axis 2)"
-        )
-    if kh < 1 or kw < 1:
-        raise ValueError(f"w must have a kernel of at least 1x1, got shape {w_shape}")
-    stride = check_stride(stride)
-    return stride, resolve_padding(padding, x_shape[1], x_shape[2], kh, kw, stride)
-
-
-def check_upstream_gradient(dy, cache: ConvCache) -> np.ndarray:
-    """dy must be 4-D, of the forward output's shape and dtype; returned C-contiguous."""
-    dy = as_float_array("dy", dy, ndim=4, dtype=cache.x.dtype)
-    check_shape("dy", dy, cache.output_shape)
-    return dy
+# the contract (input checks and the cache type) lives in _checks.py, shared with the Numba and CUDA tiers
+from .._checks import ConvCache, check_conv_geometry, check_conv_inputs, check_upstream_gradient  # noqa: F401
 
 
 def _pad(x: np.ndarray, pads: tuple) -> np.ndarray:
@@ -200,7 +137,7 @@ def depthwise_conv2d_backward(dy, cache: ConvCache):
 
     dy: (N, Ho, Wo, C), same dtype as x. Returns dx (N, H, W, C) and dw (KH, KW, C).
     """
-    dy = check_upstream_gradient(dy, cache)
+    dy = check_upstream_gradient(dy, cache, depthwise=True)
     x, w, stride, pads = cache
     kh, kw, _ = w.shape
     _, ho, wo, _ = dy.shape

@@ -12,30 +12,7 @@ EfficientNetV2 ends with one linear classifier after global average pooling.
 """
 from __future__ import annotations
 
-import numpy as np
-
-from .._checks import as_float_array, check_shape
-
-
-def validate_linear_inputs(x, w, b):
-    """Return (x, w, b) as C-contiguous float arrays of one dtype (b may be None)."""
-    x = as_float_array("x", x, ndim=2)
-    w = as_float_array("w", w, ndim=2, dtype=x.dtype)
-    if w.shape[0] != x.shape[1]:
-        raise ValueError(
-            f"w must have shape (Cin, Cout) with Cin = {x.shape[1]} (the features of x), got shape {w.shape}"
-        )
-    if b is not None:
-        b = as_float_array("b", b, ndim=1, dtype=x.dtype)
-        if b.shape[0] != w.shape[1]:
-            raise ValueError(f"b must have shape (Cout,) = ({w.shape[1]},) to match w, got shape {b.shape}")
-    return x, w, b
-
-
-def check_linear_gradient(dy, x, w) -> np.ndarray:
-    dy = as_float_array("dy", dy, ndim=2, dtype=x.dtype)
-    check_shape("dy", dy, (x.shape[0], w.shape[1]))
-    return dy
+from .._checks import check_linear_cache, check_linear_gradient, validate_linear_inputs  # noqa: F401 (the contract)
 
 
 def linear_forward(x, w, b=None):
@@ -52,7 +29,7 @@ def linear_forward(x, w, b=None):
 
 def linear_backward(dy, cache):
     """Returns (dx, dw, db): (N, Cin), (Cin, Cout), (Cout,) or None when the forward had no bias."""
-    x, w, has_bias = cache
+    x, w, has_bias = check_linear_cache(cache)
     dy = check_linear_gradient(dy, x, w)
     dx = dy @ w.T                                           # (N, Cin)
     dw = x.T @ dy                                           # (Cin, Cout)

@@ -23,36 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import as_float_array, check_probability
-
-
-def validate_loss_inputs(logits, labels, label_smoothing):
-    """Return (logits, labels, label_smoothing) checked: labels as int64 (N,) or logits-dtype (N, K)."""
-    logits = as_float_array("logits", logits, ndim=2)
-    n, k = logits.shape
-    if n == 0 or k == 0:
-        raise ValueError(f"logits must have at least one row and one class, got shape {logits.shape}")
-    label_smoothing = check_probability("label_smoothing", label_smoothing)
-    if not isinstance(labels, np.ndarray):
-        raise TypeError(f"labels must be a numpy.ndarray of class indices, got {type(labels).__name__}")
-    if labels.ndim == 2 and labels.dtype in (np.float32, np.float64):
-        labels = as_float_array("labels", labels, dtype=logits.dtype)
-        if labels.shape != logits.shape:
-            raise ValueError(f"probability targets must have the shape of logits {logits.shape}, got {labels.shape}")
-        return logits, labels, label_smoothing
-    if labels.dtype == np.bool_ or not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(
-            f"labels must have an integer dtype (class indices), or be a float (N, K) matrix of "
-            f"probabilities, got dtype {labels.dtype} and shape {labels.shape}"
-        )
-    if labels.ndim != 1:
-        raise ValueError(f"labels must be 1-D (N,), got {labels.ndim}-D array of shape {labels.shape}")
-    if labels.shape[0] != n:
-        raise ValueError(f"labels has length {labels.shape[0]} but logits has {n} rows")
-    low, high = int(labels.min()), int(labels.max())
-    if low < 0 or high >= k:
-        raise ValueError(f"labels must be in [0, {k}), got {low if low < 0 else high}")
-    return logits, labels.astype(np.int64), label_smoothing
+from .._checks import validate_loss_inputs  # noqa: F401 (the contract)
 
 
 def target_distribution(labels, num_classes, label_smoothing, dtype) -> np.ndarray:

@@ -11,20 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import as_float_array, check_shape
-
-
-def validate_pool_input(x) -> np.ndarray:
-    x = as_float_array("x", x, ndim=4)
-    if x.shape[1] * x.shape[2] == 0:
-        raise ValueError(f"x must have H, W >= 1 to be averaged, got shape {x.shape}")
-    return x
-
-
-def check_pool_gradient(dy, x_shape, dtype) -> np.ndarray:
-    dy = as_float_array("dy", dy, ndim=2, dtype=dtype)
-    check_shape("dy", dy, (x_shape[0], x_shape[3]))
-    return dy
+from .._checks import check_pool_cache, check_pool_gradient, validate_pool_input  # noqa: F401 (the contract)
 
 
 def global_avg_pool_forward(x):
@@ -39,7 +26,7 @@ def global_avg_pool_forward(x):
 
 def global_avg_pool_backward(dy, cache):
     """dx_nhwc = dy_nc / (H W). dy: (N, C). Returns (dx,) with dx: (N, H, W, C)."""
-    shape, dtype = cache
+    shape, dtype = check_pool_cache(cache)
     dy = check_pool_gradient(dy, shape, dtype)
     n, h, w, c = shape
     dx = np.broadcast_to((dy / (h * w))[:, None, None, :], shape)   # (N, H, W, C)

@@ -21,29 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import as_float_array, check_probability, check_shape
-
-
-def validate_drop_inputs(x, p, rng, training):
-    """Return (x, p) checked. rng must be a numpy Generator when coins are actually drawn."""
-    x = as_float_array("x", x)
-    if x.ndim < 1:
-        raise ValueError(f"x must have a batch axis (at least 1-D), got shape {x.shape}")
-    p = check_probability("p", p)
-    if not isinstance(training, (bool, np.bool_)):
-        raise TypeError(f"training must be True or False, got {training!r}")
-    if training and p > 0 and not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            f"rng must be a numpy.random.Generator (np.random.default_rng(seed)) when training with p > 0, "
-            f"got {type(rng).__name__}"
-        )
-    return x, p
-
-
-def check_drop_gradient(dy, shape, dtype) -> np.ndarray:
-    dy = as_float_array("dy", dy, dtype=dtype)
-    check_shape("dy", dy, shape)
-    return dy
+from .._checks import check_drop_cache, check_drop_gradient, validate_drop_inputs  # noqa: F401 (the contract)
 
 
 def drop_scale(p: float, dtype) -> np.generic:
@@ -72,7 +50,7 @@ def drop_path_forward(x, p, rng, training=True):
     x: (N, ...), e.g. (N, H, W, C); the mask has shape (N, 1, ..., 1) and broadcasts over the rest.
     Cache: (keep, scale, shape, dtype) as in dropout_forward, keep of shape (N, 1, ..., 1).
     """
-    x, p = validate_drop_inputs(x, p, rng, training)
+    x, p = validate_drop_inputs(x, p, rng, training, op="drop_path_forward")
     if not training or p == 0:
         return x, (None, None, x.shape, x.dtype)
     mask_shape = (x.shape[0],) + (1,) * (x.ndim - 1)              # (N, 1, 1, 1)
@@ -81,9 +59,9 @@ def drop_path_forward(x, p, rng, training=True):
     return x * keep * scale, (keep, scale, x.shape, x.dtype)
 
 
-def _masked_backward(dy, cache):
-    keep, scale, shape, dtype = cache
-    dy = check_drop_gradient(dy, shape, dtype)
+def _masked_backward(dy, cache, per_sample: bool):
+    keep, scale, shape, dtype = check_drop_cache(cache, per_sample)
+    dy = check_drop_gradient(dy, shape, dtype, op="drop_path_backward" if per_sample else "dropout_backward")
     if keep is None:
         return (dy,)
     return (dy * keep * scale,)
@@ -91,9 +69,9 @@ def _masked_backward(dy, cache):
 
 def dropout_backward(dy, cache):
     """dx = dy * keep / (1 - p): the same mask as the forward. Returns (dx,)."""
-    return _masked_backward(dy, cache)
+    return _masked_backward(dy, cache, per_sample=False)
 
 
 def drop_path_backward(dy, cache):
     """dx = dy * keep_n / (1 - p) per sample. Returns (dx,)."""
-    return _masked_backward(dy, cache)
+    return _masked_backward(dy, cache, per_sample=True)

@@ -1,0 +1,85 @@
+"""The command line's own contract: --version, help text for every flag with its default shown, the
+argparse value types, and that good input still runs. (Bad input, every subcommand and flag, is in
+tests/test_bad_input.py.)"""
+import argparse
+
+import pytest
+
+import tinyeffnet
+from tinyeffnet import cli
+
+
+def _subparsers(parser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices
+    return {}
+
+
+SUBCOMMANDS = sorted(_subparsers(cli.build_parser()))
+
+
+def test_every_subcommand_is_listed():
+    assert {"gradcheck", "bench", "train", "summary"} <= set(SUBCOMMANDS)
+
+
+@pytest.mark.parametrize("name", ["(top)"] + SUBCOMMANDS)
+def test_every_flag_has_help_and_shows_its_default(name):
+    top = cli.build_parser()
+    parser = top if name == "(top)" else _subparsers(top)[name]
+    assert parser.formatter_class is argparse.ArgumentDefaultsHelpFormatter, name
+    text = parser.format_help()
+    for action in parser._actions:
+        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+            continue
+        flag = action.option_strings[-1] if action.option_strings else action.dest
+        assert action.help, f"{name} {flag}: no help text"
+        if action.option_strings and action.default is not argparse.SUPPRESS and action.required is False:
+            assert f"(default: {action.default})" in " ".join(text.split()), f"{name} {flag}: default not shown"
+
+
+@pytest.mark.parametrize("name", SUBCOMMANDS)
+def test_help_exits_0(name, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main([name, "--help"])
+    assert stop.value.code == 0
+    assert "(default:" in capsys.readouterr().out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"tinyeffnet {tinyeffnet.__version__}"
+
+
+@pytest.mark.parametrize("kind, text, expected", [
+    (cli.positive_int, "3", 3), (cli.positive_int, "1", 1),
+    (cli.non_negative_int, "0", 0), (cli.positive_float, "1e-3", 1e-3), (cli.non_negative_float, "0", 0.0),
+])
+def test_value_types_accept(kind, text, expected):
+    assert kind(text) == expected
+
+
+@pytest.mark.parametrize("kind, text", [
+    (cli.positive_int, "0"), (cli.positive_int, "-3"), (cli.positive_int, "2.5"), (cli.positive_int, "ten"),
+    (cli.non_negative_int, "-1"), (cli.positive_float, "0"), (cli.positive_float, "-1"),
+    (cli.positive_float, "nan"), (cli.positive_float, "inf"), (cli.non_negative_float, "-0.1"),
+    (cli.non_negative_float, "x"),
+])
+def test_value_types_refuse_with_the_expectation(kind, text):
+    with pytest.raises(argparse.ArgumentTypeError, match="must be an? "):
+        kind(text)
+
+
+def test_good_input_still_runs(capsys):
+    assert cli.main(["summary", "efficientnetv2_tiny", "--image-size", "32"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("efficientnetv2_tiny at 32x32") and "total" in out
+
+
+def test_gradcheck_passes_samples_on(monkeypatch):
+    seen = {}
+    monkeypatch.setattr("tinyeffnet.selfcheck.run", lambda samples: seen.setdefault("samples", samples) or True)
+    assert cli.main(["gradcheck", "--samples", "3"]) == 0
+    assert seen == {"samples": 3}
