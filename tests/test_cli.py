@@ -83,3 +83,16 @@ def test_gradcheck_passes_samples_on(monkeypatch):
     monkeypatch.setattr("tinyeffnet.selfcheck.run", lambda samples: seen.setdefault("samples", samples) or True)
     assert cli.main(["gradcheck", "--samples", "3"]) == 0
     assert seen == {"samples": 3}
+
+
+def test_train_says_where_it_wrote(tmp_path, capsys, monkeypatch):
+    # out left unset: the folder is chosen (runs/shapes) and the last line names it, not "None"
+    from tinyeffnet import cli
+
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["train", "--epochs", "1", "--stages", "1", "--train-samples", "32", "--val-samples", "8",
+                     "--min-size", "16", "--max-size", "16", "--eval-size", "16", "--no-progress-bar"])
+    assert code == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "wrote runs/shapes/metrics.jsonl" in last, last
+    assert (tmp_path / "runs" / "shapes" / "metrics.jsonl").is_file()

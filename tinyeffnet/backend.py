@@ -1,25 +1,15 @@
-"""The one place that picks the code for an array: NumPy / ``tinyeffnet.ops`` (CPU) or ``tinyeffnet.cuda``.
+"""The one place that picks the tier for an array: NumPy -> ``tinyeffnet.ops`` (CPU), CUDA -> ``tinyeffnet.cuda``.
 
 Layers never branch on the device themselves: they ask ``ops_for(x)`` for the module that holds
-``conv2d_forward``, ``batchnorm_forward``, ... for the kind of array ``x`` is, and call it. Both
-modules have the same names and signatures (docs/DESIGN.md, section 5), so a layer's code is the same on every device.
+``conv2d_forward``, ``batchnorm_forward``, ``add``, ``channel_gate_forward``, ... for the kind of array
+``x`` is, and call it. Every tier has the same op set (``tinyeffnet.ops.OP_NAMES``) with the same
+signatures (docs/DESIGN.md, section 5; ``tests/test_tiers.py``), so a layer's code is the same on
+every device:
 
-- numpy.ndarray               -> tinyeffnet.ops (Numba CPU kernels)
+- numpy.ndarray                                            -> tinyeffnet.ops (Numba CPU kernels)
 - a CUDA array (anything with ``__cuda_array_interface__``) -> tinyeffnet.cuda
 
-The few places in ``nn/`` that used to do NumPy arithmetic directly on activations or gradients
-(the residual sum, Squeeze-Excite's gate, gradient accumulation) call the small functions below
-instead. Each one's CPU branch IS the NumPy expression the layer used before (same code, same speed);
-its device branch calls the matching kernel of ``tinyeffnet.cuda.elementwise``.
-
-Dimension legend: N batch, H, W, C channels-last; g (N, C) one gate per image and channel.
-
-    add:                     out = a + b                               (residual: y = x + branch(x))
-    channel_gate_forward:    y[n,h,w,c] = x[n,h,w,c] g[n,c]             (Squeeze-Excite)
-    channel_gate_backward:   dx = dy g[n,c];   dg[n,c] = sum_{h,w} dy x
-    add_into:                target += g                               (Parameter.grad accumulation)
-    copy_as / zeros_like / fill_zero                                   (Parameter.grad allocation)
-    to_device / to_host:     move one array (Module.to)
+Besides the choice, this module only moves arrays (``to_device``, ``to_host``, ``mover``: Module.to).
 """
 from __future__ import annotations
 
@@ -52,74 +42,12 @@ def _is_device_array(x) -> bool:
 
 
 def ops_for(x):
-    """Return the ops module for the device holding ``x`` (see the module docstring)."""
+    """Return the ops module (the tier) for the device holding ``x`` (see the module docstring)."""
     if _on_host(x):
         return cpu_ops
     if _is_device_array(x):
         return _cuda()
     raise TypeError(f"expected a numpy.ndarray (or a CUDA array), got {type(x).__name__}")
-
-
-# ------------------------------------------------------------------------------ activations
-def add(a, b):
-    """out = a + b, same shape and dtype (a new array). The residual sum and its backward."""
-    if _on_host(a):
-        return a + b
-    return ops_for(a).add(a, b)
-
-
-def channel_gate_forward(x, g):
-    """Squeeze-Excite's product y = x * g[:, None, None, :]. x: (N, H, W, C); g: (N, C).
-
-    Returns y (N, H, W, C) and the cache.
-    Cache: (x, g), the product's two factors: dx = dy g needs g, dg = sum_{h,w} dy x needs x.
-    """
-    if _on_host(x):
-        return x * g[:, None, None, :], (x, g)       # (N, H, W, C)
-    return ops_for(x).channel_gate_forward(x, g)
-
-
-def channel_gate_backward(dy, cache):
-    """dx = dy * g[:, None, None, :]  (N, H, W, C);  dg[n,c] = sum_{h,w} dy x  (N, C). Returns (dx, dg)."""
-    x, g = cache
-    if _on_host(dy):
-        dx = dy * g[:, None, None, :]                 # (N, H, W, C), the product with g held fixed
-        dg = np.einsum("nhwc,nhwc->nc", dy, x)        # (N, C)
-        return dx, dg
-    return ops_for(dy).channel_gate_backward(dy, cache)
-
-
-# -------------------------------------------------------------------------------- gradients
-def copy_as(g, dtype):
-    """A new array equal to g, of ``dtype`` (the first gradient a Parameter receives)."""
-    if _on_host(g):
-        return np.array(g, dtype=dtype, copy=True)
-    if np.dtype(g.dtype) != np.dtype(dtype):
-        raise TypeError(f"mixed dtypes: a gradient of dtype {g.dtype} for a parameter of dtype {np.dtype(dtype)}")
-    return _cuda().copy(g)
-
-
-def add_into(target, g) -> None:
-    """target += g, in place (target: a Parameter's grad)."""
-    if _on_host(target):
-        target += g
-    else:
-        _cuda().axpy(1, g, target)
-
-
-def zeros_like(a):
-    """An array of zeros with a's shape and dtype, on a's device."""
-    if _on_host(a):
-        return np.zeros_like(a)
-    return _cuda().zeros(a.shape, a.dtype)
-
-
-def fill_zero(a) -> None:
-    """a[...] = 0, in place."""
-    if _on_host(a):
-        a[...] = 0
-    else:
-        _cuda().fill(a, 0)
 
 
 # ----------------------------------------------------------------------------------- moving

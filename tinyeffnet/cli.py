@@ -1,6 +1,6 @@
 """The `tinyeffnet` command line: gradcheck | bench | summary | train.
 
-    tinyeffnet gradcheck                 gradient-check every op, print a table
+    tinyeffnet gradcheck                 gradient-check the ops, print a table
     tinyeffnet bench ops [--json]        forward+backward time per op against PyTorch CPU
     tinyeffnet summary NAME [--image-size N]
     tinyeffnet train [--epochs N --out DIR --resume --no-progressive ...]
@@ -21,26 +21,24 @@ from .process import configure_process
 # Nothing is written in either case.
 
 
-def positive_int(text: str) -> int:
-    """argparse type for counts and sizes: an int >= 1."""
+def _int_at_least(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {value}")
+        raise argparse.ArgumentTypeError(f"must be an int >= {low}, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be an int >= {low}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts and sizes: an int >= 1."""
+    return _int_at_least(text, 1)
 
 
 def non_negative_int(text: str) -> int:
     """argparse type for seeds: an int >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an int >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an int >= 0, got {value}")
-    return value
+    return _int_at_least(text, 0)
 
 
 def _finite_float(text: str, positive: bool) -> float:
@@ -141,7 +139,7 @@ def _cmd_train(args) -> int:
     if rows:
         last = rows[-1]
         print(f"done: val accuracy {last['val_acc']:.3f} at {cfg.eval_size} px after {last['seconds']:.0f} s; "
-              f"wrote {cfg.out}/metrics.jsonl, checkpoint.npz, curves.png")
+              f"wrote {trainer.out}/metrics.jsonl, checkpoint.npz, curves.png")
     return 0
 
 
@@ -190,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("gradcheck", help="gradient-check every op (float64, finite differences)",
+    p = sub.add_parser("gradcheck", help="gradient-check the ops (float64, finite differences)",
                        formatter_class=defaults_shown)
     p.add_argument("--samples", type=positive_int, default=40, help="entries checked per gradient")
     p.set_defaults(func=_cmd_gradcheck)

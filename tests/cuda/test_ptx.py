@@ -17,8 +17,8 @@ import pytest
 from numba import cuda
 
 PACKAGE = "tinyeffnet.cuda"
-KERNEL_MODULES = ["elementwise", "activations", "pooling", "regularization", "losses", "gemm", "linear",
-                  "conv2d", "depthwise", "batchnorm"]
+KERNEL_MODULES = ["_runtime", "elementwise", "activations", "pooling", "regularization", "losses", "gemm", "linear",
+                  "conv2d", "depthwise", "batchnorm"]  # _runtime: the strided-view copies of the input checks
 for _module in KERNEL_MODULES:
     importlib.import_module(f"{PACKAGE}.{_module}")
 from tinyeffnet.cuda._runtime import KERNELS  # noqa: E402  (filled by the imports above)

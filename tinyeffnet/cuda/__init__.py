@@ -9,7 +9,7 @@ signatures, taking and returning numba device arrays (channels-last, float32 or 
     (2, 8, 8, 16)
 
 One file per op family, as in ``tinyeffnet.ops`` (conv2d, depthwise, batchnorm, activations, pooling,
-linear, losses, regularization), plus ``gemm`` (the tiled matrix multiply), ``elementwise`` (residual
+linear, losses, regularization, fused), plus ``gemm`` (the tiled matrix multiply), ``elementwise`` (residual
 add, Squeeze-Excite gate, fills, copies, SGD update, sums), ``training`` (``SGD`` on device arrays and
 ``train_step``, a whole training step on the GPU) and ``_runtime`` (the launch rule every kernel
 follows, the kernel registry, device-array checks).
@@ -52,18 +52,22 @@ _EXPORTS = {
     "softmax_cross_entropy": "losses",
     "dropout_forward": "regularization", "dropout_backward": "regularization",
     "drop_path_forward": "regularization", "drop_path_backward": "regularization",
-    # the extra kernels the blocks, the loss and the optimisers need
-    "add": "elementwise", "axpy": "elementwise", "fill": "elementwise", "zeros": "elementwise",
-    "sgd_step": "elementwise", "total": "elementwise", "column_sums": "elementwise",
-    "channel_gate_forward": "elementwise", "channel_gate_backward": "elementwise", "copy": "elementwise",
-    "matmul": "gemm",
+    "batchnorm_silu_forward": "fused", "batchnorm_silu_backward": "fused",
+    # between the layers: the residual add, Squeeze-Excite's gate, gradient accumulation
+    "add": "elementwise", "channel_gate_forward": "elementwise", "channel_gate_backward": "elementwise",
+    "fill": "elementwise", "axpy": "elementwise", "copy": "elementwise", "zeros": "elementwise",
+    # device helpers, not ops (the CPU has numpy for these): the optimiser update, sums, the GEMM
+    "sgd_step": "elementwise", "total": "elementwise", "column_sums": "elementwise", "matmul": "gemm",
     # the model level: SGD on device arrays, one training step on the device
     "SGD": "training", "train_step": "training",
 }
 
-OPS = [name for name, module in _EXPORTS.items() if module not in ("elementwise", "gemm", "training")]
+# what only this tier has, not ops: device helpers, the model level, moving arrays
+DEVICE_HELPERS = ["sgd_step", "total", "column_sums", "matmul", "SGD", "train_step", "to_device", "to_host"]
+# the ops: tinyeffnet.ops.OP_NAMES, the same set in every tier (tests/test_tiers.py)
+OPS = [name for name in _EXPORTS if name not in DEVICE_HELPERS]
 __all__ = ["is_available", "require_available", "to_device", "to_host", "CudaUnavailableError", "INSTALL_HINT",
-           "NO_GPU_HINT", *_EXPORTS]
+           "NO_GPU_HINT", "OPS", "DEVICE_HELPERS", *_EXPORTS]
 
 NO_GPU_HINT = (
     "no CUDA GPU is visible here (numba.cuda.is_available() is False: no NVIDIA GPU, or no driver). "

@@ -1,5 +1,9 @@
 """The plumbing every CUDA kernel module shares: the guarded numba.cuda import, the launch rule,
-the kernel registry (for the PTX checks) and the input checks for device arrays.
+the kernel registry (for the PTX checks) and the input checks for device arrays (with the copy
+kernels that turn a strided device view into a C-contiguous array).
+
+This module imports no other kernel module of the package (every one of them imports it), so there
+is no import cycle: ``_runtime`` <- ``elementwise`` <- ``gemm``, ``batchnorm``, ...
 
 Launch rule (every kernel of this package uses it, so one paragraph explains them all): a kernel is a
 1-D grid of blocks of THREADS_PER_BLOCK threads, and each thread walks a *grid-stride loop*
@@ -121,10 +125,56 @@ def as_device_float_array(name: str, x, ndim: int | None = None, dtype=None, *, 
     if dtype is not None and np.dtype(x.dtype) != np.dtype(dtype):
         raise TypeError(f"{where}mixed dtypes: {name} has dtype {x.dtype} but the input has dtype {np.dtype(dtype)}")
     if not x.is_c_contiguous():
-        from .elementwise import contiguous_copy  # late: elementwise imports this module
-
         x = contiguous_copy(x)
     return x
+
+
+# ---------------------------------------------------------------------- non-contiguous -> C order
+# as_device_float_array's one copy of a strided view (a transposed or sliced device array): dst = src
+@kernel("void({t}[:], {t}[::1])")
+def _copy_1d_kernel(src, dst):
+    for i in range(cuda.grid(1), dst.shape[0], cuda.gridsize(1)):
+        dst[i] = src[i]
+
+
+@kernel("void({t}[:, :], {t}[:, ::1])")
+def _copy_2d_kernel(src, dst):
+    rows, cols = dst.shape
+    for idx in range(cuda.grid(1), rows * cols, cuda.gridsize(1)):
+        dst[idx // cols, idx % cols] = src[idx // cols, idx % cols]
+
+
+@kernel("void({t}[:, :, :], {t}[:, :, ::1])")
+def _copy_3d_kernel(src, dst):
+    d0, d1, d2 = dst.shape
+    for idx in range(cuda.grid(1), d0 * d1 * d2, cuda.gridsize(1)):
+        k = idx % d2
+        j = (idx // d2) % d1
+        i = idx // (d1 * d2)
+        dst[i, j, k] = src[i, j, k]
+
+
+@kernel("void({t}[:, :, :, :], {t}[:, :, :, ::1])")
+def _copy_4d_kernel(src, dst):
+    d0, d1, d2, d3 = dst.shape
+    for idx in range(cuda.grid(1), d0 * d1 * d2 * d3, cuda.gridsize(1)):
+        c = idx % d3
+        w = (idx // d3) % d2
+        h = (idx // (d3 * d2)) % d1
+        n = idx // (d3 * d2 * d1)
+        dst[n, h, w, c] = src[n, h, w, c]
+
+
+_COPY_KERNELS = {1: _copy_1d_kernel, 2: _copy_2d_kernel, 3: _copy_3d_kernel, 4: _copy_4d_kernel}
+
+
+def contiguous_copy(src):
+    """A C-contiguous device copy of a strided device view (1-D to 4-D), made on the device."""
+    if src.ndim not in _COPY_KERNELS:
+        raise ValueError(f"non-contiguous device arrays are supported up to 4-D, got {src.ndim}-D")
+    dst = empty(src.shape, src.dtype)
+    launch(_COPY_KERNELS[src.ndim], dst.size, src, dst)
+    return dst
 
 
 def check_device_shape(name: str, x, expected: tuple) -> None:

@@ -69,24 +69,28 @@ def _sigmoid_backward_kernel(y, dy, dx):
         dx[i] = dy[i] * y[i] * (one - y[i])
 
 
+def _elementwise(kernel_, *arrays):
+    """out = kernel_(*arrays) entry by entry: a new array of the first one's shape and dtype; every
+    array is passed as its flat (L,) view, out last (the kernels' argument order)."""
+    out = empty(arrays[0].shape, arrays[0].dtype)
+    launch(kernel_, out.size, *[flat(a) for a in arrays], flat(out))
+    return out
+
+
 def silu_forward(x):
     """y = x * sigmoid(x), elementwise. x: device array, any shape. Returns y (x's shape, dtype), cache.
 
     Cache: (x,). Backward recomputes s = sigmoid(x): one array kept, not two.
     """
     x = as_device_float_array("x", x)
-    y = empty(x.shape, x.dtype)
-    launch(_silu_forward_kernel, x.size, flat(x), flat(y))
-    return y, (x,)
+    return _elementwise(_silu_forward_kernel, x), (x,)
 
 
 def silu_backward(dy, cache):
     """dx = dy * s * (1 + x (1 - s)), s = sigmoid(x). Returns (dx,)."""
     (x,) = cache
     dy = check_gradient("dy", dy, x.shape, x.dtype)
-    dx = empty(x.shape, x.dtype)
-    launch(_silu_backward_kernel, x.size, flat(x), flat(dy), flat(dx))
-    return (dx,)
+    return (_elementwise(_silu_backward_kernel, x, dy),)
 
 
 def sigmoid_forward(x):
@@ -95,8 +99,7 @@ def sigmoid_forward(x):
     Cache: (y,). The derivative is written in the output alone: dy/dx = y (1 - y).
     """
     x = as_device_float_array("x", x)
-    y = empty(x.shape, x.dtype)
-    launch(_sigmoid_forward_kernel, x.size, flat(x), flat(y))
+    y = _elementwise(_sigmoid_forward_kernel, x)
     return y, (y,)
 
 
@@ -104,6 +107,4 @@ def sigmoid_backward(dy, cache):
     """dx = dy * y * (1 - y). Returns (dx,)."""
     (y,) = cache
     dy = check_gradient("dy", dy, y.shape, y.dtype)
-    dx = empty(y.shape, y.dtype)
-    launch(_sigmoid_backward_kernel, y.size, flat(y), flat(dy), flat(dx))
-    return (dx,)
+    return (_elementwise(_sigmoid_backward_kernel, y, dy),)

@@ -1,19 +1,10 @@
-"""Batch normalisation on the GPU (tier 3). Same math as ``tinyeffnet.ops.batchnorm``.
+"""Batch normalisation on the GPU (tier 3). Same math, arguments and cache as ``tinyeffnet.ops.batchnorm``,
+whose docstring has the equations (statistics, running-stat update, the two dx formulas).
 
 Dimensions: N batch, H, W, C channels; M = N*H*W values per channel; x (N, H, W, C) or (N, C) is
 viewed as the matrix x2 (M, C), one row per pixel; B = ROWS_PER_CHUNK rows per partial sum.
-
-Training:
-    mean_c  = 1/M sum_m x_mc                         (pass 1)
-    var_c   = 1/M sum_m (x_mc - mean_c)^2            (pass 2, centred: no E[x^2] - E[x]^2 cancellation)
-    y_mc    = gamma_c (x_mc - mean_c) inv_std_c + beta_c,      inv_std_c = 1 / sqrt(var_c + eps)
-    running_mean <- (1 - momentum) running_mean + momentum mean
-    running_var  <- (1 - momentum) running_var  + momentum var M / (M - 1)     (in place, as PyTorch)
-Eval: mean, var = running statistics.
-Backward (xhat = (x - mean) inv_std):
-    dbeta_c = sum_m dy_mc,   dgamma_c = sum_m dy_mc xhat_mc
-    training: dx_mc = gamma_c inv_std_c (dy_mc - dbeta_c / M - xhat_mc dgamma_c / M)
-    eval:     dx_mc = gamma_c inv_std_c dy_mc
+The variance is centred (pass 1 the mean, pass 2 the sum of (x - mean)^2: no E[x^2] - E[x]^2
+cancellation), and backward rebuilds xhat = (x - mean) inv_std from the cache.
 
 Kernels. The per-channel sums are two-pass reductions: thread (k, c) sums the B rows of chunk k into
 partial[k, c] (neighbouring threads = neighbouring channels: coalesced), then
@@ -132,7 +123,7 @@ def _rows(a):
     return a.reshape(a.size // tuple(a.shape)[-1], tuple(a.shape)[-1])
 
 
-def _validate(x, gamma, beta, running_mean, running_var, training, momentum, eps):
+def _validate(x, gamma, beta, running_mean, running_var, training, momentum, eps, op):
     x = as_device_float_array("x", x)
     if x.ndim not in (2, 4):
         raise ValueError(f"x must be 4-D (N, H, W, C) or 2-D (N, C), got {x.ndim}-D array of shape {tuple(x.shape)}")
@@ -155,11 +146,12 @@ def _validate(x, gamma, beta, running_mean, running_var, training, momentum, eps
             raise ValueError(
                 f"training needs more than 1 value per channel to estimate a variance, got x of shape {tuple(x.shape)}"
             )
-        for name, original, checked in (("running_mean", running_mean, vectors[2]), ("running_var", running_var, vectors[3])):
+        for name, original, checked in (("running_mean", running_mean, vectors[2]),
+                                        ("running_var", running_var, vectors[3])):
             if checked is not original:
                 raise ValueError(f"{name} must be a C-contiguous device array: training updates it in place")
-    check_momentum(momentum, op="batchnorm_forward")  # the CPU rules and messages (ops/_checks.py)
-    check_eps(eps, op="batchnorm_forward")
+    check_momentum(momentum, op=op)  # the CPU rules and messages (ops/_checks.py)
+    check_eps(eps, op=op)
     return x, vectors
 
 
@@ -173,8 +165,14 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momen
     Cache: (x, mean, inv_std, gamma, training): backward rebuilds xhat = (x - mean) inv_std instead of
     keeping a second activation-sized array; the training flag picks the dx formula.
     """
+    return _forward(x, gamma, beta, running_mean, running_var, training, momentum, eps, rows_per_chunk,
+                    op="batchnorm_forward")
+
+
+def _forward(x, gamma, beta, running_mean, running_var, training, momentum, eps, rows_per_chunk, op):
+    """batchnorm_forward's work; ``op`` names the public op in error messages (fused.py calls this too)."""
     x, (gamma, beta, running_mean, running_var) = _validate(x, gamma, beta, running_mean, running_var,
-                                                            training, momentum, eps)
+                                                            training, momentum, eps, op)
     x2 = _rows(x)  # (M, C)
     m_rows, channels = x2.shape
     dtype = x.dtype

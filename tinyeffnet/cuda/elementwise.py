@@ -12,7 +12,7 @@ P = H*W pixels per image; M rows and C columns of a (M, C) matrix; B rows per ch
     channel_gate:  y[n,p,c] = x[n,p,c] g[n,c]              (Squeeze-Excite: one gate per image and channel)
                    dx[n,p,c] = dy[n,p,c] g[n,c];   dg[n,c] = sum_p dy[n,p,c] x[n,p,c]
     column_sums:   s_c = sum_m a[m,c]                      (M, C) -> (C,)
-    total:         s = sum_i a_i                           (L,) -> 0-d
+    total:         s = sum_i a_i                           (L,) -> 0-d, the column sum of the (L, 1) view
 
 Race-free reductions, two passes. A sum over many entries is split into chunks of B entries: pass 1
 has one thread per chunk (and column), which sums its chunk into its own slot of a partial buffer;
@@ -117,64 +117,6 @@ def _column_partials_kernel(a, rows_per_chunk, partial):
             acc += a[m, c]
         partial[k, c] = acc
 
-
-@kernel("void({t}[::1], int64, {t}[::1])")
-def _chunk_sums_kernel(values, chunk, partial):
-    """partial[k] = sum of values[k*B : (k+1)*B]. values: (L,); partial: (ceil(L/B),)."""
-    length = values.shape[0]
-    zero = values.dtype.type(0)
-    for k in range(cuda.grid(1), partial.shape[0], cuda.gridsize(1)):
-        acc = zero
-        for i in range(k * chunk, min(length, (k + 1) * chunk)):
-            acc += values[i]
-        partial[k] = acc
-
-
-# ---------------------------------------------------------------------- non-contiguous -> C order
-@kernel("void({t}[:], {t}[::1])")
-def _copy_1d_kernel(src, dst):
-    for i in range(cuda.grid(1), dst.shape[0], cuda.gridsize(1)):
-        dst[i] = src[i]
-
-
-@kernel("void({t}[:, :], {t}[:, ::1])")
-def _copy_2d_kernel(src, dst):
-    rows, cols = dst.shape
-    for idx in range(cuda.grid(1), rows * cols, cuda.gridsize(1)):
-        dst[idx // cols, idx % cols] = src[idx // cols, idx % cols]
-
-
-@kernel("void({t}[:, :, :], {t}[:, :, ::1])")
-def _copy_3d_kernel(src, dst):
-    d0, d1, d2 = dst.shape
-    for idx in range(cuda.grid(1), d0 * d1 * d2, cuda.gridsize(1)):
-        k = idx % d2
-        j = (idx // d2) % d1
-        i = idx // (d1 * d2)
-        dst[i, j, k] = src[i, j, k]
-
-
-@kernel("void({t}[:, :, :, :], {t}[:, :, :, ::1])")
-def _copy_4d_kernel(src, dst):
-    d0, d1, d2, d3 = dst.shape
-    for idx in range(cuda.grid(1), d0 * d1 * d2 * d3, cuda.gridsize(1)):
-        c = idx % d3
-        w = (idx // d3) % d2
-        h = (idx // (d3 * d2)) % d1
-        n = idx // (d3 * d2 * d1)
-        dst[n, h, w, c] = src[n, h, w, c]
-
-
-_COPY_KERNELS = {1: _copy_1d_kernel, 2: _copy_2d_kernel, 3: _copy_3d_kernel, 4: _copy_4d_kernel}
-
-
-def contiguous_copy(src):
-    """A C-contiguous device copy of a strided device view (1-D to 4-D), made on the device."""
-    if src.ndim not in _COPY_KERNELS:
-        raise ValueError(f"non-contiguous device arrays are supported up to 4-D, got {src.ndim}-D")
-    dst = empty(src.shape, src.dtype)
-    launch(_COPY_KERNELS[src.ndim], dst.size, src, dst)
-    return dst
 
 
 # ---------------------------------------------------------------------------------- public helpers
@@ -283,17 +225,13 @@ def column_sums(a2, rows_per_chunk: int = CHUNK):
 
 
 def total(a, chunk: int = CHUNK):
-    """s = sum of all entries, as a 0-d device array (stays on the device; float(to_host(s)) reads it)."""
+    """s = sum of all entries, as a 0-d device array (stays on the device; float(to_host(s)) reads it).
+
+    The column sum of a's (L, 1) view: the same two race-free passes as ``column_sums``."""
     a = as_device_float_array("a", a)
-    values = flat(a)
-    if values.shape[0] == 0:
-        out = zeros((1,), a.dtype)
-        return out.reshape(())
-    while values.shape[0] > 1:
-        partial = empty((-(-values.shape[0] // chunk),), a.dtype)  # (ceil(L / B),)
-        launch(_chunk_sums_kernel, partial.shape[0], values, chunk, partial)
-        values = partial
-    return values.reshape(())
+    if a.size == 0:
+        return zeros((1,), a.dtype).reshape(())
+    return column_sums(flat(a).reshape(a.size, 1), chunk).reshape(())
 
 
 def _pixels(a):

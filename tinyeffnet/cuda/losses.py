@@ -11,9 +11,11 @@ Per row n (stable: subtract the row maximum before exp):
     dz_nk  = (exp(z_nk - lse_n) sum_j q_nj - q_nk) / N
     L      = 1/N sum_n loss_n
 
-Kernels: one thread per (n, k) builds q; one thread per row n computes loss_n / N and its dz row (it
-owns both: no race; K is at most a few thousand, so a row is a short serial loop); the mean is the
-two-pass sum of ``elementwise.total``. The loss stays on the device as a 0-d array, so a training
+Kernels: one thread per (n, k) builds q; one thread per row n computes lse_n, sum_k q_nk and
+loss_n / N (a short serial loop over K); one thread per (n, k) then writes dz_nk (a batch has only N
+rows, so a thread per row would leave most of the GPU idle for the N*K gradient entries); the mean
+is the two-pass sum of ``elementwise.total``. (The CPU kernel, one prange iteration per row, does
+all of it in one loop.) The loss stays on the device as a 0-d array, so a training
 step needs no host round trip; ``float(tinyeffnet.cuda.to_host(loss))`` reads it.
 """
 from __future__ import annotations
@@ -45,9 +47,10 @@ def _soft_targets_kernel(p, keep, spread, q):
         q[idx // classes, idx % classes] = keep * p[idx // classes, idx % classes] + spread
 
 
-@kernel("void({t}[:, ::1], {t}[:, ::1], {t}[::1], {t}[:, ::1])")
-def _cross_entropy_kernel(z, q, row_loss, dz):
-    """row_loss[n] = loss_n / N and dz[n, :] (already divided by N). z, q, dz: (N, K); row_loss: (N,)."""
+@kernel("void({t}[:, ::1], {t}[:, ::1], {t}[::1], {t}[::1], {t}[::1])")
+def _row_loss_kernel(z, q, row_loss, lse, q_sum):
+    """Per row n (one thread each): lse_n, q_sum_n = sum_k q_nk and row_loss_n = loss_n / N.
+    z, q: (N, K); row_loss, lse, q_sum: (N,)."""
     n_rows, classes = z.shape
     zero = z.dtype.type(0)
     inv_n = z.dtype.type(1) / z.dtype.type(n_rows)
@@ -55,18 +58,29 @@ def _cross_entropy_kernel(z, q, row_loss, dz):
         row_max = z[n, 0]
         for k in range(1, classes):
             row_max = max(row_max, z[n, k])
-        acc = zero
+        exp_sum = zero
         for k in range(classes):
-            acc += math.exp(z[n, k] - row_max)
-        lse = row_max + math.log(acc)
-        q_sum = zero
+            exp_sum += math.exp(z[n, k] - row_max)
+        row_lse = row_max + math.log(exp_sum)
+        weight = zero
         loss = zero
         for k in range(classes):
-            q_sum += q[n, k]
-            loss += q[n, k] * (lse - z[n, k])
+            weight += q[n, k]
+            loss += q[n, k] * (row_lse - z[n, k])
+        lse[n] = row_lse
+        q_sum[n] = weight
         row_loss[n] = loss * inv_n
-        for k in range(classes):
-            dz[n, k] = (math.exp(z[n, k] - lse) * q_sum - q[n, k]) * inv_n
+
+
+@kernel("void({t}[:, ::1], {t}[:, ::1], {t}[::1], {t}[::1], {t}[:, ::1])")
+def _dlogits_kernel(z, q, lse, q_sum, dz):
+    """dz[n,k] = (exp(z_nk - lse_n) q_sum_n - q_nk) / N, one thread per entry. z, q, dz: (N, K)."""
+    n_rows, classes = z.shape
+    inv_n = z.dtype.type(1) / z.dtype.type(n_rows)
+    for idx in range(cuda.grid(1), n_rows * classes, cuda.gridsize(1)):
+        k = idx % classes
+        n = idx // classes
+        dz[n, k] = (math.exp(z[n, k] - lse[n]) * q_sum[n] - q[n, k]) * inv_n
 
 
 def _target_distribution(labels, n, k, label_smoothing, dtype):
@@ -76,7 +90,8 @@ def _target_distribution(labels, n, k, label_smoothing, dtype):
     keep = scalar(1 - label_smoothing, dtype)  # 1 - ls
     on_device = is_device_array(labels) and not isinstance(labels, np.ndarray)
     if not on_device and not isinstance(labels, np.ndarray):
-        raise TypeError(f"labels must be a numpy.ndarray or a CUDA device array of class indices, got {type(labels).__name__}")
+        raise TypeError("labels must be a numpy.ndarray or a CUDA device array of class indices, "
+                        f"got {type(labels).__name__}")
     label_dtype = np.dtype(labels.dtype)
     if len(labels.shape) == 2 and label_dtype in (np.float32, np.float64):
         if label_dtype != np.dtype(dtype):
@@ -118,7 +133,8 @@ def softmax_cross_entropy(logits, labels, label_smoothing=0.0):
         raise ValueError(f"logits must have at least one row and one class, got shape {logits.shape}")
     label_smoothing = check_probability("label_smoothing", label_smoothing)
     q = _target_distribution(labels, n, k, label_smoothing, logits.dtype)  # (N, K)
-    row_loss = empty((n,), logits.dtype)  # (N,) loss_n / N
+    row_loss, lse, q_sum = (empty((n,), logits.dtype) for _ in range(3))  # (N,) each: loss_n / N, lse_n, q_sum_n
+    launch(_row_loss_kernel, n, logits, q, row_loss, lse, q_sum)
     dlogits = empty((n, k), logits.dtype)  # (N, K)
-    launch(_cross_entropy_kernel, n, logits, q, row_loss, dlogits)
+    launch(_dlogits_kernel, n * k, logits, q, lse, q_sum, dlogits)
     return total(row_loss), dlogits

@@ -95,7 +95,7 @@ class SqueezeExcite(Module):
         s = self.pool(x)                          # (N, C)
         z = self.act(self.reduce(s))              # (N, Cr)
         g = self.gate(self.expand(z))             # (N, C)
-        y, self._cache = backend.channel_gate_forward(x, g)  # y = x * g[:, None, None, :]  (N, H, W, C)
+        y, self._cache = backend.ops_for(x).channel_gate_forward(x, g)  # y = x * g[:, None, None, :]  (N, H, W, C)
         return y
 
     def backward(self, dy):
@@ -104,12 +104,12 @@ class SqueezeExcite(Module):
         cache, self._cache = self._cache, None
         # path 1: through the product, gate held fixed: dx_product = dy * g[:, None, None, :]
         # path 2 starts with the gate's gradient:      dg = sum_{h,w} dy * x
-        dx_product, dg = backend.channel_gate_backward(dy, cache)  # (N, H, W, C), (N, C)
+        dx_product, dg = backend.ops_for(dy).channel_gate_backward(dy, cache)  # (N, H, W, C), (N, C)
         # path 2: through the gate, back down the excite/reduce chain to the pooled input
         dz = self.expand.backward(self.gate.backward(dg))    # (N, Cr)
         ds = self.reduce.backward(self.act.backward(dz))     # (N, C)
         dx_gate = self.pool.backward(ds)          # (N, H, W, C), ds / (H W) at every pixel
-        return backend.add(dx_product, dx_gate)   # (N, H, W, C)
+        return backend.ops_for(dx_product).add(dx_product, dx_gate)   # (N, H, W, C)
 
     def extra_repr(self) -> str:
         return f"{self.channels}, squeeze={self.squeeze}"
@@ -131,14 +131,14 @@ class _ResidualBlock(Module):
         h = self.branch_forward(x)                # (N, Ho, Wo, Cout)
         if not self.use_residual:
             return h
-        return backend.add(x, self.drop_path(h))  # x + DropPath(h): (N, H, W, Cout), H = Ho since S = 1
+        return backend.ops_for(x).add(x, self.drop_path(h))  # x + DropPath(h): (N, H, W, Cout), H = Ho since S = 1
 
     def backward(self, dy):
         if not self.use_residual:
             return self.branch_backward(dy)
         d_skip = dy                               # d(x + b)/dx = 1: dy flows straight to x
         d_branch = self.branch_backward(self.drop_path.backward(dy))
-        return backend.add(d_skip, d_branch)
+        return backend.ops_for(dy).add(d_skip, d_branch)
 
 
 class MBConv(_ResidualBlock):
@@ -146,14 +146,14 @@ class MBConv(_ResidualBlock):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
                  expand_ratio: float = 4, se_ratio: float = 0.25, drop_path_rate: float = 0.0, *,
-                 padding=None, bn_eps: float = 1e-3, rng=None, dtype=np.float32):
+                 padding=None, bn_eps: float = 1e-3, rng=None, dtype=np.float32, fast: bool = True):
         super().__init__()
         (in_channels, out_channels, kernel_size, stride, expand_ratio, drop_path_rate, bn_eps) = check_block_options(
             "MBConv", in_channels, out_channels, kernel_size, stride, expand_ratio, drop_path_rate, bn_eps)
         check_number("se_ratio", se_ratio, 0, 1, op="MBConv")
         mid = int(in_channels * expand_ratio)    # Ce, not rounded (official rule)
         self.expand_ratio, self.kernel_size, self.se_ratio = expand_ratio, kernel_size, se_ratio
-        unit = dict(padding=padding, bn_eps=bn_eps, rng=rng, dtype=dtype)
+        unit = dict(padding=padding, bn_eps=bn_eps, rng=rng, dtype=dtype, fast=fast)  # fast: ConvBNAct's
         self.expand = ConvBNAct(in_channels, mid, 1, **unit) if mid != in_channels else None
         self.depthwise = ConvBNAct(mid, mid, kernel_size, stride, depthwise=True, **unit)
         self.se = (SqueezeExcite(mid, squeeze_channels(in_channels, se_ratio), rng=rng, dtype=dtype)
@@ -190,12 +190,12 @@ class FusedMBConv(_ResidualBlock):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
                  expand_ratio: float = 4, drop_path_rate: float = 0.0, *, padding=None,
-                 bn_eps: float = 1e-3, rng=None, dtype=np.float32):
+                 bn_eps: float = 1e-3, rng=None, dtype=np.float32, fast: bool = True):
         super().__init__()
         (in_channels, out_channels, kernel_size, stride, expand_ratio, drop_path_rate, bn_eps) = check_block_options(
             "FusedMBConv", in_channels, out_channels, kernel_size, stride, expand_ratio, drop_path_rate, bn_eps)
         self.expand_ratio, self.kernel_size = expand_ratio, kernel_size
-        unit = dict(padding=padding, bn_eps=bn_eps, rng=rng, dtype=dtype)
+        unit = dict(padding=padding, bn_eps=bn_eps, rng=rng, dtype=dtype, fast=fast)  # fast: ConvBNAct's
         if expand_ratio == 1:
             self.conv = ConvBNAct(in_channels, out_channels, kernel_size, stride, **unit)
             self.expand = self.project = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from ..ops._checks import check_gradient_for
 
 
 class Parameter:
@@ -33,17 +34,24 @@ class Parameter:
         return self.data.dtype
 
     def zero_grad(self) -> None:
+        ops = backend.ops_for(self.data)  # the tier of the device that holds the data
         if self.grad is None:
-            self.grad = backend.zeros_like(self.data)
+            self.grad = ops.zeros(self.data.shape, self.data.dtype)
         else:
-            backend.fill_zero(self.grad)
+            ops.fill(self.grad, 0)
 
     def accumulate(self, g: np.ndarray) -> None:
-        """grad += g (allocating grad on first use), on the device that holds the arrays (backend.py)."""
+        """grad += g (a copy of g on first use: a later += must not write into an array an op still holds).
+
+        g must have the parameter's dtype and shape: a float64 gradient for a float32 parameter is a
+        TypeError on every device, never a silent cast.
+        """
+        check_gradient_for(g, self.data)
+        ops = backend.ops_for(self.data)
         if self.grad is None:
-            self.grad = backend.copy_as(g, self.data.dtype)
+            self.grad = ops.copy(g)
         else:
-            backend.add_into(self.grad, g)
+            ops.axpy(1, g, self.grad)
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype}, decay={self.decay})"

@@ -533,3 +533,76 @@ def check_drop_cache(cache, per_sample: bool) -> tuple:
 
 def check_drop_gradient(dy, shape, dtype, op="dropout_backward") -> np.ndarray:
     return check_gradient(dy, shape, dtype, op=op)
+
+
+# ------------------------------------------------------------------- residual add, gate, gradients
+def check_like(name: str, b, like: np.ndarray, *, op=None) -> np.ndarray:
+    """A second operand of an elementwise op (add, axpy): a float array of ``like``'s dtype and shape,
+    no broadcasting (a broadcast would hide a wrong shape)."""
+    b = as_float_array(name, b, dtype=like.dtype, op=op)
+    check_shape(name, b, like.shape, op=op)
+    return b
+
+
+def check_writable(name: str, a, *, op=None) -> np.ndarray:
+    """An array written in place (fill, axpy's y): a writeable, C-contiguous float numpy array.
+    Returned as it is (a copy would be written instead of the caller's array)."""
+    checked = as_float_array(name, a, op=op)
+    if checked is not a or not a.flags.writeable:
+        raise ValueError(f"{_where(op)}{name} must be a writeable C-contiguous array: it is updated in place")
+    return a
+
+
+def validate_channel_gate_inputs(x, gate, op="channel_gate_forward"):
+    """Squeeze-Excite's product: x (N, H, W, C) and gate (N, C) of x's dtype; both returned C-contiguous."""
+    x = as_float_array("x", x, ndim=4, op=op, layout="(N, H, W, C)")
+    gate = as_float_array("gate", gate, ndim=2, dtype=x.dtype, op=op, layout="(N, C)")
+    expected = (x.shape[0], x.shape[3])
+    if gate.shape != expected:
+        raise ValueError(f"{op}: gate must have shape (N, C) = {expected} to match x of shape {x.shape}, "
+                         f"got shape {gate.shape}")
+    return x, gate
+
+
+def check_channel_gate_cache(cache) -> tuple:
+    """The cache of channel_gate_forward: (x (N, H, W, C), gate (N, C)), float arrays of one dtype."""
+    op = "channel_gate_backward"
+    ok = (isinstance(cache, tuple) and len(cache) == 2
+          and all(isinstance(a, np.ndarray) and a.dtype in FLOAT_DTYPES for a in cache)
+          and cache[0].ndim == 4 and cache[1].ndim == 2 and cache[0].dtype == cache[1].dtype
+          and cache[1].shape == (cache[0].shape[0], cache[0].shape[3]))
+    if not ok:
+        raise TypeError(f"{op}: cache must be the tuple (x, gate) returned by channel_gate_forward, "
+                        f"got {describe(cache) if not isinstance(cache, tuple) else f'a tuple of {len(cache)}'}")
+    return cache
+
+
+def check_gradient_for(g, data, *, op="Parameter.accumulate") -> None:
+    """A gradient for a parameter: the parameter's dtype and shape, on any device (host or CUDA
+    array: only ``.dtype`` and ``.shape`` are read). A wrong dtype is never cast silently."""
+    if not hasattr(g, "dtype") or not hasattr(g, "shape"):
+        raise TypeError(f"{_where(op)}the gradient must be an array, got {type(g).__name__}")
+    if np.dtype(g.dtype) != np.dtype(data.dtype):
+        raise TypeError(f"{_where(op)}mixed dtypes: a gradient of dtype {g.dtype} for a parameter of dtype "
+                        f"{np.dtype(data.dtype)}")
+    if tuple(g.shape) != tuple(data.shape):
+        raise ValueError(f"{_where(op)}the gradient must have the parameter's shape {tuple(data.shape)}, "
+                         f"got {tuple(g.shape)}")
+
+
+# ------------------------------------------------------------------------------------- the op set
+# The op set of every tier (tinyeffnet.ops, tinyeffnet.ops.reference, tinyeffnet.cuda): same names,
+# same parameter names (tests/test_tiers.py). The layers call nothing else through ``backend.ops_for(x)``.
+OP_NAMES = (
+    "conv2d_forward", "conv2d_backward",
+    "depthwise_conv2d_forward", "depthwise_conv2d_backward",
+    "batchnorm_forward", "batchnorm_backward",
+    "batchnorm_silu_forward", "batchnorm_silu_backward",
+    "silu_forward", "silu_backward", "sigmoid_forward", "sigmoid_backward",
+    "global_avg_pool_forward", "global_avg_pool_backward",
+    "linear_forward", "linear_backward",
+    "softmax_cross_entropy",
+    "dropout_forward", "dropout_backward", "drop_path_forward", "drop_path_backward",
+    # between the layers: the residual add, Squeeze-Excite's gate, gradient accumulation
+    "add", "channel_gate_forward", "channel_gate_backward", "fill", "axpy", "copy", "zeros",
+)

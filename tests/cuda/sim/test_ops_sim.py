@@ -7,8 +7,8 @@ For each op: the same seeded inputs go through the CPU op (numpy arrays) and the
 arrays); forward output, every gradient (for the same random dy) and, for batchnorm, the running
 statistics are compared with ``tinyeffnet.testing.compare``, in float32 and float64.
 Tolerances: float64 atol = rtol = 1e-10 (only the summation order differs between the two tiers);
-float32 atol 1e-5 of the largest value (testing.compare scales it), rtol 1e-4 (float32 rounding accumulated over a few dozen terms; same as the
-PyTorch parity default).
+float32 atol 1e-5 of the largest value (testing.compare scales it), rtol 1e-4 (float32 rounding
+accumulated over a few dozen terms; same as the PyTorch parity default).
 """
 import numpy as np
 import pytest
@@ -210,3 +210,51 @@ def test_dropout_identity_in_eval(name):
     assert y is x
     (dx,) = getattr(tc, f"{name}_backward")(x, cache)
     np.testing.assert_array_equal(tc.to_host(dx), np.arange(6, dtype=np.float32).reshape(2, 3))
+
+
+# ---------------------------------------------------------------------- fused BN + SiLU, gradients
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,training", [((2, 3, 3, 4), True), ((5, 3), True), ((2, 2, 3, 4), False)])
+def test_batchnorm_silu_matches_cpu_with_running_stats(shape, training, dtype):
+    rng = np.random.default_rng(0)
+    channels = shape[-1]
+    x = _rand(rng, shape, dtype) * dtype(2) + dtype(0.5)
+    gamma, beta = _rand(rng, (channels,), dtype), _rand(rng, (channels,), dtype)
+    running_mean_cpu = _rand(rng, (channels,), dtype)
+    running_var_cpu = rng.uniform(0.5, 2.0, channels).astype(dtype)
+    running_mean_gpu, running_var_gpu = tc.to_device(running_mean_cpu), tc.to_device(running_var_cpu)
+    y_cpu, cache_cpu = ops.batchnorm_silu_forward(x, gamma, beta, running_mean_cpu, running_var_cpu, training)
+    y_gpu, cache_gpu = tc.batchnorm_silu_forward(tc.to_device(x), tc.to_device(gamma), tc.to_device(beta),
+                                                 running_mean_gpu, running_var_gpu, training)
+    _assert_close("forward", y_gpu, y_cpu, dtype)
+    _assert_close("running_mean", running_mean_gpu, running_mean_cpu, dtype)
+    _assert_close("running_var", running_var_gpu, running_var_cpu, dtype)
+    dy = _rand(rng, shape, dtype)
+    grads_cpu = ops.batchnorm_silu_backward(dy, cache_cpu)
+    grads_gpu = tc.batchnorm_silu_backward(tc.to_device(dy), cache_gpu)
+    for name, ours, theirs in zip(["dx", "dgamma", "dbeta"], grads_gpu, grads_cpu):
+        _assert_close(name, ours, theirs, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_channel_gate_matches_cpu(dtype):
+    rng = np.random.default_rng(0)
+    x, gate = _rand(rng, (2, 3, 2, 4), dtype), _rand(rng, (2, 4), dtype)
+    _check_op(ops.channel_gate_forward, ops.channel_gate_backward, tc.channel_gate_forward,
+              tc.channel_gate_backward, [x, gate], dtype, names=["dx", "dgate"])
+
+
+def test_a_gradient_of_the_wrong_dtype_is_refused_on_the_device_as_on_the_host():
+    from tinyeffnet.nn import Parameter
+
+    messages = []
+    for move in (lambda a: a, tc.to_device):
+        p = Parameter(np.zeros((2, 3), np.float32))
+        p.data = move(p.data)
+        with pytest.raises(TypeError, match="mixed dtypes") as error:
+            p.accumulate(move(np.ones((2, 3), np.float64)))
+        messages.append(str(error.value))
+        p.accumulate(move(np.ones((2, 3), np.float32)))
+        p.accumulate(move(np.ones((2, 3), np.float32)))
+        _assert_close("grad", p.grad, np.full((2, 3), 2.0, np.float32), np.float32)
+    assert messages[0] == messages[1]
