@@ -359,3 +359,39 @@ def test_ema_on_a_plain_parameter_list_keeps_dtype():
     ema.update()
     assert ema.shadow["0"].dtype == np.float32
     np.testing.assert_allclose(ema.shadow["0"], 0.75)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("warmup", [False, True])
+def test_ema_updates_in_place_bit_for_bit_like_the_formula(dtype, warmup):
+    """On a real Module: a few updates give exactly (bit for bit) the shadows of the written-out
+    rule shadow = d * shadow + (1 - d) * p and buffers equal to the live ones; the update writes
+    into the arrays made at construction and never calls state_dict()."""
+    from tinyeffnet.nn import FusedMBConv, MBConv, Sequential
+
+    model = Sequential(FusedMBConv(4, 4, expand_ratio=1, dtype=dtype, rng=np.random.default_rng(0)),
+                       MBConv(4, 8, stride=2, dtype=dtype, rng=np.random.default_rng(1)))
+    ema = EMA(model, decay=0.9, warmup=warmup)
+    arrays = {id(v) for v in list(ema.shadow.values()) + list(ema.buffers.values())}
+    reference = {name: p.data.copy() for name, p in model.named_parameters()}
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 6, 6, 4)).astype(dtype)
+    model.state_dict = lambda: pytest.fail("EMA.update called state_dict()")  # shadows the method
+    for n in range(4):
+        for p in model.parameters():
+            p.data += (0.1 * rng.standard_normal(p.data.shape)).astype(dtype)
+        model(x)                                             # training forward: running stats move
+        d = min(0.9, (1 + n) / (10 + n)) if warmup else 0.9
+        reference = {name: d * reference[name] + (1 - d) * p.data for name, p in model.named_parameters()}
+        ema.update()
+    del model.state_dict
+    for name, value in reference.items():
+        assert ema.shadow[name].dtype == dtype
+        np.testing.assert_array_equal(ema.shadow[name], value, err_msg=name)
+    live = {name: value for name, value in model.state_dict().items() if name not in reference}
+    assert list(ema.buffers) == list(live)
+    for name, value in live.items():
+        assert ema.buffers[name].dtype == value.dtype
+        np.testing.assert_array_equal(ema.buffers[name], value, err_msg=name)
+    assert int(ema.buffers["0.conv.bn.num_batches_tracked"]) == 4
+    assert {id(v) for v in list(ema.shadow.values()) + list(ema.buffers.values())} == arrays  # in place

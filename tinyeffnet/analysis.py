@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .nn import (BatchNorm2d, Conv2d, ConvBNAct, DepthwiseConv2d, Dropout, FusedMBConv, GlobalAvgPool,
+from .nn import (BatchNorm2d, BatchNormSiLU, Conv2d, ConvBNAct, DepthwiseConv2d, Dropout, FusedMBConv, GlobalAvgPool,
                  Identity, Linear, MBConv, Module, Sequential, Sigmoid, SiLU, SqueezeExcite)
+from .nn_walk import branch_units
 from .ops._checks import check_int, conv_output_size, is_int, resolve_padding
 
 
@@ -60,6 +61,8 @@ def cost(module: Module, shape: tuple) -> Cost:
     if isinstance(module, DepthwiseConv2d):
         out = _conv_shape(shape, module.kernel_size, module.stride, module.padding, module.channels)
         return Cost(out, params, int(np.prod(out)) * module.kernel_size ** 2, int(np.prod(out)))
+    if isinstance(module, BatchNormSiLU):  # counted as the readable chain BN -> SiLU: two outputs, so the
+        return Cost(shape, params, 0, 2 * int(np.prod(shape)))  # numbers do not depend on the speed path
     if isinstance(module, (BatchNorm2d, SiLU, Sigmoid)):
         return Cost(shape, params, 0, int(np.prod(shape)))
     if isinstance(module, GlobalAvgPool):
@@ -70,13 +73,11 @@ def cost(module: Module, shape: tuple) -> Cost:
         return Cost(shape)
     if isinstance(module, (ConvBNAct, Sequential)):
         return _chain([child for child in module.children()], shape)
-    if isinstance(module, SqueezeExcite):
-        gate = _chain([module.pool, module.reduce, module.act, module.expand, module.gate], shape)
+    if isinstance(module, SqueezeExcite):  # children in forward order: pool, reduce, act, expand, gate
+        gate = _chain(list(module.children()), shape)
         return Cost(shape, gate.params, gate.macs, gate.activations + int(np.prod(shape)))  # + product
     if isinstance(module, (MBConv, FusedMBConv)):
-        parts = [getattr(module, name) for name in ("conv", "expand", "depthwise", "se", "project")
-                 if getattr(module, name, None) is not None]
-        branch = _chain(parts, shape)
+        branch = _chain([unit for _, unit in branch_units(module, "analysis")], shape)
         if module.use_residual:
             branch.activations += int(np.prod(branch.shape))  # the residual sum
         return branch
@@ -121,7 +122,8 @@ def stage_table(model: Module, image_size) -> list:
     shape = (int(height), int(width), model.stem.conv.in_channels)
     rows = []
     current = cost(model.stem, shape)
-    rows.append(StageRow("stem", f"Conv{model.stem.conv.kernel_size}x{model.stem.conv.kernel_size} s{model.stem.conv.stride}", current))
+    stem = model.stem.conv
+    rows.append(StageRow("stem", f"Conv{stem.kernel_size}x{stem.kernel_size} s{stem.stride}", current))
     for index, (stage, spec) in enumerate(zip(model.stages, model.config)):
         current = cost(stage, current.shape)
         rows.append(StageRow(f"stage {index + 1}", _block_operator(spec), current))
@@ -171,7 +173,8 @@ def summary(model_or_name, image_size=None, batch_size: int = 1) -> str:
     itemsize = np.dtype(model.dtype).itemsize
     rows = stage_table(model, image_size)
     size_text = f"{image_size}x{image_size}" if np.isscalar(image_size) else "x".join(map(str, image_size))
-    title = f"{getattr(model, 'name', type(model).__name__)} at {size_text}, batch {batch_size}, {np.dtype(model.dtype).name}"
+    title = (f"{getattr(model, 'name', type(model).__name__)} at {size_text}, batch {batch_size}, "
+             f"{np.dtype(model.dtype).name}")
     header = f"{'part':<11} {'operator':<34} {'output (H, W, C)':<18} {'params':>12} {'MACs':>10} {'act. memory':>12}"
     lines = [title, header, "-" * len(header)]
     total = Cost(())

@@ -48,8 +48,9 @@ from typing import NamedTuple
 import numpy as np
 
 from .files import BadFileError, read_npz, save_npz_atomic, write_atomic
-from .nn import ConvBNAct, DepthwiseConv2d, FusedMBConv, MBConv, Module
+from .nn import ConvBNAct, DepthwiseConv2d, FusedMBConv, MBConv, Module, SqueezeExcite
 from .nn.module import describe_key_problems
+from .nn_walk import branch_units
 
 _TO_TORCH = {
     "conv": lambda w: w.transpose(3, 2, 0, 1),
@@ -88,29 +89,34 @@ def _se_entries(ours: str, reduce_key: str, expand_key: str) -> list:
             (f"{ours}.expand.bias", f"{expand_key}.bias", "vector")]
 
 
-def _block_units(block) -> list:
-    """The block's units in forward order: (our attribute, module, timm conv name, timm bn name)."""
+# timm's (conv, bn) names of each unit, by block kind and our attribute (docs/DESIGN.md 10.4). Which
+# units a block has and their order come from the block itself (nn_walk.branch_units); only the
+# names are timm's. torchvision numbers the units instead: block.{k}, k = the unit's position.
+_TIMM_NAMES = {
+    "fused": {"conv": ("conv", "bn1"), "expand": ("conv_exp", "bn1"), "project": ("conv_pwl", "bn2")},
+    "mbconv": {"expand": ("conv_pw", "bn1"), "depthwise": ("conv_dw", "bn2"), "se": ("se", None),
+               "project": ("conv_pwl", "bn3")},
+    # an MBConv without an expand conv is timm's DepthwiseSeparableConv
+    "separable": {"depthwise": ("conv_dw", "bn1"), "se": ("se", None), "project": ("conv_pw", "bn2")},
+}
+
+
+def _timm_kind(block) -> str:
     if isinstance(block, FusedMBConv):
-        if block.conv is not None:
-            return [("conv", block.conv, "conv", "bn1")]
-        return [("expand", block.expand, "conv_exp", "bn1"), ("project", block.project, "conv_pwl", "bn2")]
-    if isinstance(block, MBConv):
-        if block.expand is not None:
-            names = [("expand", "conv_pw", "bn1"), ("depthwise", "conv_dw", "bn2"), ("se", "se", None),
-                     ("project", "conv_pwl", "bn3")]
-        else:  # timm's DepthwiseSeparableConv
-            names = [("depthwise", "conv_dw", "bn1"), ("se", "se", None), ("project", "conv_pw", "bn2")]
-        return [(attr, getattr(block, attr), conv, bn) for attr, conv, bn in names if getattr(block, attr) is not None]
-    raise TypeError(f"interop knows FusedMBConv and MBConv blocks, got {type(block).__name__}")
+        return "fused"
+    return "mbconv" if block.expand is not None else "separable"
 
 
 def _block_rows(block, ours_block: str, theirs_block: str, tv: bool) -> list:
     """Rows of one block; theirs_block is "features.i.j.block" (torchvision) or "blocks.i.j" (timm)."""
+    units = branch_units(block, "interop")
+    timm_names = _TIMM_NAMES[_timm_kind(block)]
     rows = []
     dot = "." if ours_block else ""
-    for k, (attr, unit, timm_conv, timm_bn) in enumerate(_block_units(block)):
+    for k, (attr, unit) in enumerate(units):
         ours = f"{ours_block}{dot}{attr}"
-        if attr == "se":
+        timm_conv, timm_bn = timm_names[attr]
+        if isinstance(unit, SqueezeExcite):
             prefix = f"{theirs_block}.{k}" if tv else f"{theirs_block}.se"
             rows += _se_entries(ours, f"{prefix}.fc1" if tv else f"{prefix}.conv_reduce",
                                 f"{prefix}.fc2" if tv else f"{prefix}.conv_expand")
@@ -138,11 +144,14 @@ def key_map(model: Module, flavour: str = "torchvision") -> list:
         return _block_rows(model, "", "block" if tv else "", tv)
     for name in ("stem", "stages", "head", "classifier"):
         if not hasattr(model, name):
-            raise TypeError(f"key_map needs an EfficientNetV2 model (with .{name}) or a block, got {type(model).__name__}")
-    rows = _unit_entries("stem", "features.0.0" if tv else "conv_stem", "features.0.1" if tv else "bn1", model.stem)
+            raise TypeError(f"key_map needs an EfficientNetV2 model (with .{name}) or a block, "
+                            f"got {type(model).__name__}")
+    rows = _unit_entries("stem", "features.0.0" if tv else "conv_stem", "features.0.1" if tv else "bn1",
+                         model.stem)
     for i, stage in enumerate(model.stages):
         for j, block in enumerate(stage):
-            rows += _block_rows(block, f"stages.{i}.{j}", f"features.{i + 1}.{j}.block" if tv else f"blocks.{i}.{j}", tv)
+            theirs = f"features.{i + 1}.{j}.block" if tv else f"blocks.{i}.{j}"
+            rows += _block_rows(block, f"stages.{i}.{j}", theirs, tv)
     last = len(model.stages) + 1
     rows += _unit_entries("head", f"features.{last}.0" if tv else "conv_head",
                           f"features.{last}.1" if tv else "bn2", model.head)

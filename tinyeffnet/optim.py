@@ -460,6 +460,11 @@ class EMA:
     are COPIED at each update, not averaged, so the EMA weights are evaluated with the live
     statistics.
 
+    An update works in place: the shadows and the buffer copies are arrays made once, at
+    construction, and each update overwrites them from the live parameters and buffers, found
+    through references taken at construction (the Parameters; for a tinyeffnet Module, the module
+    and attribute that hold each buffer). Nothing is copied wholesale (no state_dict() per step).
+
     model: anything with ``named_parameters()`` -> (name, Parameter) pairs; for buffers it also needs
            ``state_dict()`` -> {name: array} and ``load_state_dict(dict)``. Without them (a plain
            list of Parameters or (name, Parameter) pairs) only parameters are averaged.
@@ -484,17 +489,43 @@ class EMA:
         self._params = dict(named)                                        # name -> Parameter
         _parameter_list(self._params.values(), "EMA")
         self.shadow = {name: p.data.copy() for name, p in self._params.items()}
+        self._buffer_slots = self._find_buffer_slots()
         self.buffers = self._current_buffers()
         self.num_updates = 0
 
     def _has_state_dict(self) -> bool:
         return hasattr(self.model, "state_dict") and hasattr(self.model, "load_state_dict")
 
+    def _find_buffer_slots(self):
+        """[(key, module, attribute), ...] of every buffer, in state_dict order, for a tinyeffnet
+        Module (its ``_state_items``); None for another model (then each update reads state_dict())."""
+        if not self._has_state_dict() or not hasattr(self.model, "_state_items"):
+            return None
+        return [(key, module, attr) for key, module, attr, is_param in self.model._state_items()
+                if not is_param and key not in self._params]
+
     def _current_buffers(self) -> dict:
+        """Copies of the model's buffers, written into the arrays of ``self.buffers`` where they fit."""
         if not self._has_state_dict():
             return {}
-        return {k: np.array(v, copy=True) for k, v in self.model.state_dict().items()
-                if k not in self._params}
+        if self._buffer_slots is None:
+            return {k: np.array(v, copy=True) for k, v in self.model.state_dict().items()
+                    if k not in self._params}
+        old = getattr(self, "buffers", {})
+        buffers = {}
+        for key, module, attr in self._buffer_slots:
+            live = getattr(module, attr)
+            if not isinstance(live, np.ndarray):   # a device array: state_dict() copies it to the host too
+                from tinyeffnet import backend
+
+                live = backend.to_host(live)
+            copy = old.get(key)
+            if isinstance(copy, np.ndarray) and copy.shape == live.shape and copy.dtype == live.dtype:
+                np.copyto(copy, live)
+            else:                                  # first update, or a loaded copy of another dtype or shape
+                copy = np.array(live, copy=True)
+            buffers[key] = copy
+        return buffers
 
     def current_decay(self) -> float:
         """The decay the next update uses."""
@@ -508,8 +539,8 @@ class EMA:
         d = self.current_decay()
         for name, p in self._params.items():
             s = self.shadow[name]
-            s *= d
-            s += (1.0 - d) * p.data
+            s *= d                     # d * shadow, rounded in the shadow's dtype
+            s += (1.0 - d) * p.data    # + (1 - d) * p, rounded: the same numbers as the formula
         self.buffers = self._current_buffers()
         self.num_updates += 1
 

@@ -1,4 +1,8 @@
-"""`tinyeffnet gradcheck`: gradient-check every op on this machine and print one table.
+"""`tinyeffnet gradcheck`: gradient-check the ops on this machine and print one table.
+
+The rows: conv2d, depthwise, batchnorm (train and eval), silu, sigmoid, global_avg_pool, linear,
+softmax_cross_entropy, dropout and drop_path. Not in it: the fused batchnorm_silu speed path
+(tests/ops/test_fused.py) and the SE channel gate (tests/test_tiers.py).
 
 Each op's backward is compared with centred finite differences of its forward, in float64, with a
 random upstream gradient (see tinyeffnet.testing.gradcheck). The tolerance is a relative error of
@@ -42,7 +46,7 @@ def _loss_pair(label_smoothing):
 
 
 def cases():
-    """(label, forward, backward, inputs, kwargs, names) for every op, float64, tiny shapes."""
+    """(label, forward, backward, inputs, kwargs, names) for each op of the table, float64, tiny shapes."""
     r = np.random.default_rng(0)
 
     def randn(*shape):
@@ -52,11 +56,15 @@ def cases():
     x = randn(2, 7, 6, c)
     loss_fwd, loss_bwd = _loss_pair(0.1)
     return [
-        ("conv2d 3x3 s1 pad 1", ops.conv2d_forward, ops.conv2d_backward, [x, randn(3, 3, c, 4)], {"stride": 1, "padding": 1}, "x w"),
-        ("conv2d 3x3 s2 same", ops.conv2d_forward, ops.conv2d_backward, [x, randn(3, 3, c, 4)], {"stride": 2, "padding": "same"}, "x w"),
+        ("conv2d 3x3 s1 pad 1", ops.conv2d_forward, ops.conv2d_backward, [x, randn(3, 3, c, 4)],
+         {"stride": 1, "padding": 1}, "x w"),
+        ("conv2d 3x3 s2 same", ops.conv2d_forward, ops.conv2d_backward, [x, randn(3, 3, c, 4)],
+         {"stride": 2, "padding": "same"}, "x w"),
         ("conv2d 1x1", ops.conv2d_forward, ops.conv2d_backward, [x, randn(1, 1, c, 3)], {}, "x w"),
-        ("depthwise 3x3 s1 pad 1", ops.depthwise_conv2d_forward, ops.depthwise_conv2d_backward, [x, randn(3, 3, c)], {"stride": 1, "padding": 1}, "x w"),
-        ("depthwise 5x5 s2 same", ops.depthwise_conv2d_forward, ops.depthwise_conv2d_backward, [x, randn(5, 5, c)], {"stride": 2, "padding": "same"}, "x w"),
+        ("depthwise 3x3 s1 pad 1", ops.depthwise_conv2d_forward, ops.depthwise_conv2d_backward,
+         [x, randn(3, 3, c)], {"stride": 1, "padding": 1}, "x w"),
+        ("depthwise 5x5 s2 same", ops.depthwise_conv2d_forward, ops.depthwise_conv2d_backward,
+         [x, randn(5, 5, c)], {"stride": 2, "padding": "same"}, "x w"),
         ("batchnorm train", ops.batchnorm_forward, ops.batchnorm_backward,
          [x, r.uniform(0.5, 1.5, c), randn(c), randn(c), r.uniform(0.5, 2, c)], {"training": True}, "x gamma beta"),
         ("batchnorm eval", ops.batchnorm_forward, ops.batchnorm_backward,
@@ -72,7 +80,7 @@ def cases():
 
 
 def run(samples: int | None = 40, print_fn=print) -> bool:
-    """Gradient-check every op; print the table; return True when every row passes.
+    """Gradient-check the ops of the table; print it; return True when every row passes.
 
     samples: entries checked per gradient, an int >= 1 (0 would check nothing and still report
     "all gradients match"), or None for every entry.
@@ -88,7 +96,8 @@ def run(samples: int | None = 40, print_fn=print) -> bool:
                            tol=TOLERANCE, samples=samples)
         for row in report.rows:
             all_ok &= row.ok
-            print_fn(f"{label:<30} {row.name:<10} {row.error:>11.2e} {row.tolerance:>10.0e}  {'ok' if row.ok else 'FAIL'}")
+            verdict = "ok" if row.ok else "FAIL"
+            print_fn(f"{label:<30} {row.name:<10} {row.error:>11.2e} {row.tolerance:>10.0e}  {verdict}")
     print_fn(f"\nall gradients {'match' if all_ok else 'DO NOT match'} finite differences "
              f"(float64, centred differences, random upstream gradient)")
     return all_ok

@@ -154,7 +154,8 @@ def gradcheck(
             continue
         x = inputs[position]
         if np.shape(analytic) != np.shape(x):
-            report.rows.append(CheckRow(f"d{names[position]}", np.inf, tol, f"shape {np.shape(analytic)} != {np.shape(x)}"))
+            report.rows.append(CheckRow(f"d{names[position]}", np.inf, tol,
+                                        f"shape {np.shape(analytic)} != {np.shape(x)}"))
             continue
         flat_index = _sample_indices(x.size, samples, rng)
         numeric = np.empty(len(flat_index))
@@ -266,7 +267,8 @@ def torch_parity(
     y_torch = torch_forward(*tensors)
     y_torch.backward(torch.from_numpy(dy))
 
-    report = Report(f"parity of {getattr(forward, '__name__', 'forward')} with PyTorch ({dtype}, atol={atol:g}, rtol={rtol:g})")
+    name = getattr(forward, "__name__", "forward")
+    report = Report(f"parity of {name} with PyTorch ({dtype}, atol={atol:g}, rtol={rtol:g})")
     report.rows.append(compare("forward", y, y_torch.detach().numpy(), atol=atol, rtol=rtol))
     for position, ours in enumerate(grads):
         if ours is None:

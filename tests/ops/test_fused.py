@@ -1,7 +1,7 @@
 """The fused BatchNorm+SiLU op against its readable version (the two ops in a row) and finite differences."""
 import numpy as np
 import pytest
-import torch
+import torch  # noqa: F401  (torch missing must fail these tests, never skip them)
 import torch.nn.functional as F
 
 from tinyeffnet import ops

@@ -1,12 +1,14 @@
 """Winograd F(2x2, 3x3): its hand-written transforms, and the op against im2col, the NumPy tier,
 finite differences and PyTorch.
 
-The conv2d tests (test_conv2d.py) also run through this path for every 3x3 stride-1 padding-1 case of
-their grid; this file adds odd sizes, single-tile inputs, float32 error bounds and the dispatch itself.
+conv2d_forward (test_conv2d.py) is always im2col; the Winograd conv is its sibling op
+``winograd.conv2d_winograd_forward/backward``, picked by ``nn.Conv2d(..., fast=True)`` when it is built.
+This file covers odd sizes, single-tile inputs, float32 error bounds, the sibling op's contract (its
+cache says "winograd", it refuses other geometries and other caches) and which geometries it covers.
 """
 import numpy as np
 import pytest
-import torch
+import torch  # noqa: F401  (torch missing must fail these tests, never skip them)
 import torch.nn.functional as F
 
 from tinyeffnet.ops import conv2d, reference, winograd
@@ -61,15 +63,15 @@ def test_float64_equals_the_numpy_tier(shape):
 
 
 @pytest.mark.parametrize("shape", [(8, 32, 32, 48, 64), (4, 17, 15, 24, 24)], ids=["stage2-like", "odd"])
-def test_float32_error_is_close_to_im2col(monkeypatch, shape):
+def test_float32_error_is_close_to_im2col(shape):
     # Against float64 ground truth. im2col in float32 is the baseline; Winograd adds a few additions in
     # the transforms, so it may be somewhat less accurate, but within 4x of im2col and below 5e-6.
     x, w, dy = _sample(shape, np.float32)
     y_ref, cache = reference.conv2d_forward(x.astype(np.float64), w.astype(np.float64), 1, 1)
     truth = (y_ref, *reference.conv2d_backward(dy.astype(np.float64), cache))
     winograd_result = (winograd.winograd_conv3x3_forward(x, w), *winograd.winograd_conv3x3_backward(dy, x, w))
-    monkeypatch.setattr(conv2d, "USE_WINOGRAD", False)
-    y32, cache32 = conv2d.conv2d_forward(x, w, 1, 1)
+    y32, cache32 = conv2d.conv2d_forward(x, w, 1, 1)                 # always im2col
+    assert cache32.algorithm == "im2col"
     im2col_result = (y32, *conv2d.conv2d_backward(dy, cache32))
 
     def relative(a, b):
@@ -104,21 +106,41 @@ def test_matches_torch(dtype):
 
 
 @pytest.mark.parametrize("padding", [1, "same"])
-def test_conv2d_takes_the_winograd_path_and_agrees_with_im2col(monkeypatch, padding):
+def test_the_sibling_ops_agree_and_their_caches_say_which_ran(monkeypatch, padding):
     x, w, dy = _sample((2, 9, 8, 4, 6), np.float64)
     calls = []
     original = winograd.winograd_conv3x3_forward
     monkeypatch.setattr(winograd, "winograd_conv3x3_forward", lambda *a: calls.append(a) or original(*a))
-    y_fast, cache_fast = conv2d.conv2d_forward(x, w, 1, padding)
-    grads_fast = conv2d.conv2d_backward(dy, cache_fast)
-    assert len(calls) == 1                                       # dispatched to Winograd
+    y_fast, cache_fast = winograd.conv2d_winograd_forward(x, w, 1, padding)
+    grads_fast = winograd.conv2d_winograd_backward(dy, cache_fast)
+    assert len(calls) == 1 and cache_fast.algorithm == "winograd"
 
-    monkeypatch.setattr(conv2d, "USE_WINOGRAD", False)           # the readable path: im2col + GEMM
-    y_slow, cache_slow = conv2d.conv2d_forward(x, w, 1, padding)
+    y_slow, cache_slow = conv2d.conv2d_forward(x, w, 1, padding)   # the readable op: im2col + GEMM, no switch
     grads_slow = conv2d.conv2d_backward(dy, cache_slow)
-    assert len(calls) == 1
+    assert len(calls) == 1 and cache_slow.algorithm == "im2col"
     for a, b in zip((y_fast, *grads_fast), (y_slow, *grads_slow)):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_a_backward_takes_only_its_own_algorithms_cache():
+    x, w, dy = _sample((1, 4, 4, 2, 3), np.float64)
+    _, fast_cache = winograd.conv2d_winograd_forward(x, w, 1, 1)
+    _, slow_cache = conv2d.conv2d_forward(x, w, 1, 1)
+    with pytest.raises(ValueError, match="conv2d_backward: this cache was made by the winograd conv.*"
+                                         "conv2d_winograd_backward"):
+        conv2d.conv2d_backward(dy, fast_cache)
+    with pytest.raises(ValueError, match="conv2d_winograd_backward: this cache was made by the im2col conv"):
+        winograd.conv2d_winograd_backward(dy, slow_cache)
+    _, reference_cache = reference.conv2d_forward(x, w, 1, 1)      # the NumPy tier's plain ConvCache: im2col's
+    conv2d.conv2d_backward(dy, reference_cache)
+
+
+@pytest.mark.parametrize("w_shape, stride, padding", [((3, 3, 2, 2), 2, 1), ((3, 3, 2, 2), 1, 0),
+                                                      ((5, 5, 2, 2), 1, 2), ((1, 1, 2, 2), 1, 0)])
+def test_the_winograd_op_refuses_other_geometries(w_shape, stride, padding):
+    x = np.zeros((1, 6, 6, w_shape[2]))
+    with pytest.raises(ValueError, match="conv2d_winograd_forward: Winograd F\\(2x2, 3x3\\) covers 3x3 stride-1"):
+        winograd.conv2d_winograd_forward(x, np.zeros(w_shape), stride, padding)
 
 
 @pytest.mark.parametrize("w_shape, stride, pads, expected", [
@@ -128,6 +150,10 @@ def test_conv2d_takes_the_winograd_path_and_agrees_with_im2col(monkeypatch, padd
     ((5, 5, 2, 2), 1, (1, 1, 1, 1), False),          # 5x5 kernel
     ((1, 1, 2, 2), 1, (0, 0, 0, 0), False),          # 1x1
     ((3, 3, 2, 2), 1, (0, 1, 0, 1), False),          # asymmetric padding
+    ((3, 3, 2, 2), 1, 1, True),                      # the options a layer is built with: padding 1,
+    ((3, 3, 2, 2), 1, "same", True),                 # "same" at stride 1 (pads 1 on every side),
+    ((3, 3, 2, 2), 2, "same", False),                # "same" at stride 2 (asymmetric on even sizes)
+    ((3, 3, 2, 2), 1, 0, False),
 ])
 def test_which_geometries_take_winograd(w_shape, stride, pads, expected):
     assert winograd.applies(w_shape, stride, pads) is expected

@@ -23,9 +23,9 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
-
 import numpy as np
+
+from .ops import Case
 
 N = 32  # batch
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -66,6 +66,17 @@ def _check_pair(label, cpu_fwd, cpu_bwd, gpu_fwd, gpu_bwd, inputs, dtype, kwargs
     return rows
 
 
+def _normal(rng, dtype):
+    """r(*shape): standard normal samples of that shape from ``rng``, in ``dtype``."""
+    return lambda *shape: rng.standard_normal(shape).astype(dtype)
+
+
+def _batchnorm_with(forward, running_mean, running_var, training, move):
+    """forward(x, gamma, beta) on fresh copies of the running statistics (``move``d: copied or sent
+    to the device) at each call, so the CPU and the GPU op start from the same ones."""
+    return lambda x, g, b: forward(x, g, b, move(running_mean), move(running_var), training)
+
+
 def check_ops(dtypes=(np.float32, np.float64), batch=4, size=30, channels=24, features=300) -> list:
     """Every CUDA op against the CPU op at moderate shapes. Returns rows (name, ok, error).
 
@@ -79,7 +90,7 @@ def check_ops(dtypes=(np.float32, np.float64), batch=4, size=30, channels=24, fe
     rows = []
     for dtype in dtypes:
         rng = np.random.default_rng(0)
-        r = lambda *shape: rng.standard_normal(shape).astype(dtype)  # noqa: E731
+        r = _normal(rng, dtype)
         t = np.dtype(dtype).name
         c = channels
         x = r(batch, size, size, c)
@@ -101,17 +112,17 @@ def check_ops(dtypes=(np.float32, np.float64), batch=4, size=30, channels=24, fe
             gamma, beta, rm, rv = r(c), r(c), r(c), np.abs(r(c)) + dtype(0.5)
             rows += _check_pair(
                 f"batchnorm training={training} {t}",
-                lambda x, g, b: ops.batchnorm_forward(x, g, b, rm.copy(), rv.copy(), training),
-                ops.batchnorm_backward,
-                lambda x, g, b: tc.batchnorm_forward(x, g, b, tc.to_device(rm), tc.to_device(rv), training),
-                tc.batchnorm_backward, [x, gamma, beta], dtype)
+                _batchnorm_with(ops.batchnorm_forward, rm, rv, training, np.copy), ops.batchnorm_backward,
+                _batchnorm_with(tc.batchnorm_forward, rm, rv, training, tc.to_device), tc.batchnorm_backward,
+                [x, gamma, beta], dtype)
         for name in ("silu", "sigmoid"):
             rows += _check_pair(f"{name} {t}", getattr(ops, f"{name}_forward"), getattr(ops, f"{name}_backward"),
                                 getattr(tc, f"{name}_forward"), getattr(tc, f"{name}_backward"), [x * dtype(4)], dtype)
         rows += _check_pair(f"global_avg_pool {t}", ops.global_avg_pool_forward, ops.global_avg_pool_backward,
                             tc.global_avg_pool_forward, tc.global_avg_pool_backward, [x], dtype)
         rows += _check_pair(f"linear {t}", ops.linear_forward, ops.linear_backward, tc.linear_forward,
-                            tc.linear_backward, [r(batch, features), r(features, features // 3), r(features // 3)], dtype)
+                            tc.linear_backward, [r(batch, features), r(features, features // 3), r(features // 3)],
+                            dtype)
         logits, labels = r(batch, features // 3), rng.integers(0, features // 3, batch)
         loss_cpu, dz_cpu = ops.softmax_cross_entropy(logits, labels, 0.1)
         loss_gpu, dz_gpu = tc.softmax_cross_entropy(tc.to_device(logits), labels, 0.1)
@@ -119,23 +130,15 @@ def check_ops(dtypes=(np.float32, np.float64), batch=4, size=30, channels=24, fe
                  _compare(f"softmax_cross_entropy dlogits {t}", tc.to_host(dz_gpu), dz_cpu, dtype)]
         for name in ("dropout", "drop_path"):
             def fwd(module, name=name):
-                return lambda x: getattr(module, f"{name}_forward")(x, 0.3, np.random.default_rng(5), training=True)
+                return lambda a: getattr(module, f"{name}_forward")(a, 0.3, np.random.default_rng(5), training=True)
             rows += _check_pair(f"{name} {t}", fwd(ops), getattr(ops, f"{name}_backward"), fwd(tc),
                                 getattr(tc, f"{name}_backward"), [x], dtype)
     return rows
 
 
 # --------------------------------------------------------------------------------- 3. timing
-@dataclass(frozen=True)
-class Case:
-    name: str
-    op: str  # conv | dw | bn | silu | sigmoid | pool | linear | xent | gate | add
-    shape: tuple  # NHWC input (or (N, C))
-    cout: int = 0
-    k: int = 1
-    stride: int = 1
-
-
+# One row of the table: bench ops' Case (name, op, shape, cout, k, stride), with op here one of
+# conv | dw | bn | silu | sigmoid | pool | linear | xent | gate | add; shape NHWC (or (N, C)).
 CASES = [  # EfficientNetV2-S at 224 px (stage resolutions 112, 112, 56, 28, 14, 14, 7)
     Case("stem conv 3x3 s2 3->24 @224", "conv", (N, 224, 224, 3), 24, 3, 2),
     Case("fused conv 3x3 24->24 @112 (st1)", "conv", (N, 112, 112, 24), 24, 3, 1),

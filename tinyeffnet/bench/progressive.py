@@ -54,7 +54,8 @@ def run(out: str = "runs/bench_progressive", epochs: int | None = None, progress
 
 def format_table(results: dict) -> str:
     target = results["target"]
-    head = f"{'schedule':<14} {'time to ' + format(target, '.0%') + ' val acc':>22} {'final val acc':>14} {'total time':>11}"
+    time_to = f"time to {target:.0%} val acc"
+    head = f"{'schedule':<14} {time_to:>22} {'final val acc':>14} {'total time':>11}"
     lines = [head, "-" * len(head)]
     for name in ("progressive", "fixed"):
         r = results[name]

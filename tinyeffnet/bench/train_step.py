@@ -171,23 +171,31 @@ def profile(size: int = 128, batch: int = 8, steps: int = 3) -> dict:
     import importlib
 
     ops = importlib.import_module("tinyeffnet.ops")
+    from tinyeffnet.nn import Conv2d
+
     spent = {}
     originals = {}
+
+    def timed(fn, family):
+        def run(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[family] = spent.get(family, 0.0) + time.perf_counter() - t0
+        return run
+
     for name in dir(ops):
         fn = getattr(ops, name)
         family = next((f for f in FAMILIES if name.startswith(f)), None)
         if family is None or not callable(fn):
             continue
         originals[name] = fn
-
-        def timed(*args, _fn=fn, _family=family, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return _fn(*args, **kwargs)
-            finally:
-                spent[_family] = spent.get(_family, 0.0) + time.perf_counter() - t0
-
-        setattr(ops, name, timed)
+        setattr(ops, name, timed(fn, family))
+    # A Conv2d holds the op pair it picked when built (im2col or Winograd): time the pairs themselves.
+    conv_algorithms = Conv2d.ALGORITHMS
+    Conv2d.ALGORITHMS = {algorithm: (timed(forward, "conv2d"), timed(backward, "conv2d"))
+                         for algorithm, (forward, backward) in conv_algorithms.items()}
     try:
         step = _tinyeffnet_step_fn(size, batch)
         step()
@@ -202,6 +210,7 @@ def profile(size: int = 128, batch: int = 8, steps: int = 3) -> dict:
     finally:
         for name, fn in originals.items():
             setattr(ops, name, fn)
+        Conv2d.ALGORITHMS = conv_algorithms
     result = {key: float(np.median([r.get(key, 0.0) for r in rows])) for key in list(FAMILIES) + ["total"]}
     result["other"] = result["total"] - sum(result[f] for f in FAMILIES)
     return result

@@ -41,7 +41,9 @@ SIG_4 = "{t}[:, :, :, ::1]"
 
 class DeviceConvCache(NamedTuple):
     """What a conv backward needs (dense and depthwise): x (for dw), w (for dx), stride, pads
-    (top, bottom, left, right). Device arrays; the same fields as ``ops.reference.conv.ConvCache``."""
+    (top, bottom, left, right). Device arrays; the same fields as ``ops._checks.ConvCache``, which it
+    cannot be yet: that one's output_shape reads ``w.shape[-1]``, and the simulator's device arrays
+    have a shape that takes no negative index (hence ``tuple(...)`` here)."""
 
     x: object
     w: object

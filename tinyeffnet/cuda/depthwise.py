@@ -14,12 +14,13 @@ Forward and dx: one thread per output entry; the last index is c, so the 32 thre
 neighbouring channels of one pixel (coalesced, the GPU side of the channels-last choice). dx gathers
 (no atomics). Taps outside the input are skipped: padding is never materialised.
 
-dw, two versions:
-  version 1 (``_dw_simple_kernel``): one thread per dw[a,b,c] loops over all N*Ho*Wo output pixels.
-      Only KH*KW*C threads (a few thousand) with very long loops: most of the GPU idles.
-  version 2 (``_dw_partials_kernel``, used by ``depthwise_conv2d_backward``): the R output rows are
-      cut into chunks of B rows; thread (k, a, b, c) sums chunk k into partial[k, a, b, c], and a second
-      pass adds the chunks (``elementwise.column_sums``). ceil(R/B) times more threads, no race.
+dw, two versions of one kernel (``_dw_partials_kernel``: thread (k, a, b, c) sums the output rows of
+chunk k into partial[k, a, b, c]):
+  version 1 (``depthwise_conv2d_backward_simple``): one chunk of all R rows, so one thread per
+      dw[a,b,c] loops over all N*Ho*Wo output pixels. Only KH*KW*C threads (a few thousand) with very
+      long loops: most of the GPU idles.
+  version 2 (``depthwise_conv2d_backward``): the R output rows are cut into chunks of B rows, and a
+      second pass adds the chunks (``elementwise.column_sums``). ceil(R/B) times more threads, no race.
 """
 from __future__ import annotations
 
@@ -79,33 +80,9 @@ def _dx_kernel(dy, w, stride, top, left, dx):
         dx[n, h, v, c] = acc
 
 
-@kernel(f"void({SIG_4}, {SIG_4}, int64, int64, int64, {SIG_3})")
-def _dw_simple_kernel(x, dy, stride, top, left, dw):
-    """Version 1: dw[a,b,c] = sum over all output pixels of x[n, i*S-top+a, j*S-left+b, c] dy[n,i,j,c]."""
-    _, h_in, w_in, _ = x.shape
-    n_img, ho, wo, _ = dy.shape
-    kh, kw, channels = dw.shape
-    zero = x.dtype.type(0)
-    for idx in range(cuda.grid(1), kh * kw * channels, cuda.gridsize(1)):
-        c = idx % channels
-        b = (idx // channels) % kw
-        a = idx // (channels * kw)
-        acc = zero
-        for row in range(n_img * ho):
-            n = row // ho
-            i = row % ho
-            h = i * stride - top + a
-            if 0 <= h < h_in:
-                for j in range(wo):
-                    v = j * stride - left + b
-                    if 0 <= v < w_in:
-                        acc += x[n, h, v, c] * dy[n, i, j, c]
-        dw[a, b, c] = acc
-
-
 @kernel(f"void({SIG_4}, {SIG_4}, int64, int64, int64, int64, int64, int64, {{t}}[:, ::1])")
 def _dw_partials_kernel(x, dy, kh, kw, stride, top, left, rows_per_chunk, partial):
-    """Version 2: partial[k, (a*KW + b)*C + c] = the dw[a,b,c] sum over output rows of chunk k."""
+    """partial[k, (a*KW + b)*C + c] = the dw[a,b,c] sum over output rows of chunk k (one chunk: dw)."""
     _, h_in, w_in, channels = x.shape
     n_img, ho, wo, _ = dy.shape
     chunks, taps_channels = partial.shape
@@ -152,12 +129,15 @@ def _dx(dy, cache):
 
 
 def depthwise_conv2d_backward_simple(dy, cache):
-    """Version 1 of the backward (dw with one thread per dw entry). Returns (dx, dw)."""
+    """Version 1 of the backward: dw with one thread per dw entry (version 2 with a single chunk of
+    all R rows, so partial (1, KH*KW*C) is dw and there is nothing to add). Returns (dx, dw)."""
     x, w, stride, pads = cache
     dy = check_gradient("dy", dy, cache.output_shape, x.dtype)
-    dw = empty(w.shape, w.dtype)
-    launch(_dw_simple_kernel, dw.size, x, dy, stride, pads[0], pads[2], dw)
-    return _dx(dy, cache), dw
+    kh, kw, channels = w.shape
+    rows = dy.shape[0] * dy.shape[1]  # R = N*Ho: one chunk
+    dw = empty((1, kh * kw * channels), x.dtype)
+    launch(_dw_partials_kernel, dw.size, x, dy, kh, kw, stride, pads[0], pads[2], max(rows, 1), dw)
+    return _dx(dy, cache), dw.reshape(kh, kw, channels)
 
 
 def depthwise_conv2d_backward(dy, cache, rows_per_chunk: int = ROWS_PER_CHUNK):

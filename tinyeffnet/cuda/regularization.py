@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops.reference.regularization import drop_scale
 from ..ops._checks import check_probability
+from ..ops.reference.regularization import draw_keep
 from ._runtime import as_device_float_array, check_gradient, cuda, empty, kernel, launch
 from .elementwise import flat
 
@@ -60,6 +60,33 @@ def _per_sample(a):
     return a.reshape(a.shape[0], a.size // max(1, a.shape[0]))
 
 
+def _masked_forward(x, p, rng, training, per_sample: bool):
+    x, p = _validate(x, p, rng, training)
+    if not training or p == 0:
+        return x, (None, None, tuple(x.shape), x.dtype)
+    keep_host, scale = draw_keep(x, p, rng, per_sample)  # on the host: the CPU tiers' coins
+    keep = cuda.to_device(keep_host.reshape(-1).astype(np.uint8))  # (L,) or (N,)
+    return _apply_mask(x, keep, scale, per_sample), (keep, scale, tuple(x.shape), x.dtype)
+
+
+def _masked_backward(dy, cache, per_sample: bool):
+    keep, scale, shape, dtype = cache
+    dy = check_gradient("dy", dy, shape, dtype)
+    if keep is None:
+        return (dy,)
+    return (_apply_mask(dy, keep, scale, per_sample),)
+
+
+def _apply_mask(a, keep, scale, per_sample: bool):
+    """a * keep * scale on the device, by the kernel for the mask's kind (forward on x, backward on dy)."""
+    out = empty(a.shape, a.dtype)
+    if per_sample:
+        launch(_apply_sample_mask, a.size, _per_sample(a), keep, scale, _per_sample(out))
+    else:
+        launch(_apply_element_mask, a.size, flat(a), keep, scale, flat(out))
+    return out
+
+
 def dropout_forward(x, p, rng, training=True):
     """y = x * keep / (1 - p), keep ~ Bernoulli(1 - p) per element. Identity if p == 0 or not training.
 
@@ -68,26 +95,12 @@ def dropout_forward(x, p, rng, training=True):
     Cache: (keep, scale, shape, dtype): keep a uint8 device mask of x's size (None for the identity),
     scale = 1 / (1 - p) in x's dtype.
     """
-    x, p = _validate(x, p, rng, training)
-    if not training or p == 0:
-        return x, (None, None, tuple(x.shape), x.dtype)
-    keep_host = rng.random(tuple(x.shape), dtype=x.dtype) >= p  # x's shape, bool, same coins as the CPU
-    keep = cuda.to_device(keep_host.reshape(-1).astype(np.uint8))  # (L,)
-    scale = drop_scale(p, x.dtype)
-    y = empty(x.shape, x.dtype)
-    launch(_apply_element_mask, x.size, flat(x), keep, scale, flat(y))
-    return y, (keep, scale, tuple(x.shape), x.dtype)
+    return _masked_forward(x, p, rng, training, per_sample=False)
 
 
 def dropout_backward(dy, cache):
     """dx = dy * keep / (1 - p) with the forward's mask. Returns (dx,)."""
-    keep, scale, shape, dtype = cache
-    dy = check_gradient("dy", dy, shape, dtype)
-    if keep is None:
-        return (dy,)
-    dx = empty(shape, dtype)
-    launch(_apply_element_mask, dy.size, flat(dy), keep, scale, flat(dx))
-    return (dx,)
+    return _masked_backward(dy, cache, per_sample=False)
 
 
 def drop_path_forward(x, p, rng, training=True):
@@ -96,24 +109,9 @@ def drop_path_forward(x, p, rng, training=True):
     x: (N, ...) device array. Returns y and the cache.
     Cache: (keep, scale, shape, dtype) as in dropout_forward, keep a uint8 device array (N,).
     """
-    x, p = _validate(x, p, rng, training)
-    if not training or p == 0:
-        return x, (None, None, tuple(x.shape), x.dtype)
-    mask_shape = (x.shape[0],) + (1,) * (x.ndim - 1)  # (N, 1, 1, 1): the CPU tier's draw
-    keep_host = rng.random(mask_shape, dtype=x.dtype) >= p
-    keep = cuda.to_device(keep_host.reshape(-1).astype(np.uint8))  # (N,)
-    scale = drop_scale(p, x.dtype)
-    y = empty(x.shape, x.dtype)
-    launch(_apply_sample_mask, x.size, _per_sample(x), keep, scale, _per_sample(y))
-    return y, (keep, scale, tuple(x.shape), x.dtype)
+    return _masked_forward(x, p, rng, training, per_sample=True)
 
 
 def drop_path_backward(dy, cache):
     """dx = dy * keep_n / (1 - p) per sample. Returns (dx,)."""
-    keep, scale, shape, dtype = cache
-    dy = check_gradient("dy", dy, shape, dtype)
-    if keep is None:
-        return (dy,)
-    dx = empty(shape, dtype)
-    launch(_apply_sample_mask, dy.size, _per_sample(dy), keep, scale, _per_sample(dx))
-    return (dx,)
+    return _masked_backward(dy, cache, per_sample=True)

@@ -12,7 +12,8 @@ for every name (the official value; timm's non-tf names use PyTorch's 1e-5: pass
 match them). torchvision's spellings (``efficientnet_v2_s``) are accepted as aliases.
 
 ``efficientnetv2_tiny`` is not an official variant: five stages (3 Fused-MBConv, 2 MBConv with SE),
-stem 16, head 320, 0.31 M parameters with 10 classes (0.63 M with 1000), for 32-64 px images, so that a CPU trains it in minutes.
+stem 16, head 320, 0.31 M parameters with 10 classes (0.63 M with 1000), for 32-64 px images, so
+that a CPU trains it in minutes.
 With 32 px input its last feature map is 2x2 (total stride 16), with 64 px it is 4x4. It is the
 default model of ``tinyeffnet train``.
 
@@ -57,7 +58,7 @@ def _canonical(name: str) -> tuple:
 
 def create_model(name: str, num_classes: int = 1000, drop_rate: float | None = None,
                  drop_path_rate: float = 0.2, padding=None, bn_eps: float = 1e-3, dtype=np.float32,
-                 seed: int = 0, in_channels: int = 3) -> EfficientNetV2:
+                 seed: int = 0, in_channels: int = 3, fast: bool = True) -> EfficientNetV2:
     """Build a named variant with freshly initialised weights (torchvision's init, seeded).
 
     name:           see ``list_models()``; ``tf_`` names default to padding "same"
@@ -67,6 +68,9 @@ def create_model(name: str, num_classes: int = 1000, drop_rate: float | None = N
     drop_path_rate: stochastic depth, block i of B drops with probability drop_path_rate * i / B
     padding:        None (symmetric, like torchvision) or "same" (TensorFlow)
     bn_eps:         BatchNorm epsilon; dtype: float32 (default) or float64; seed: init and dropout seed
+    fast:           True (default, what you train with): the speed paths, chosen as each layer is
+                    built (Winograd for 3x3 stride-1 convs, BN+SiLU fused); False: the readable
+                    ops everywhere, for stepping through. Same numbers, same state_dict keys.
     """
     key, is_tf = _canonical(name)
     check_network_options("create_model", num_classes, 0.0 if drop_rate is None else drop_rate, drop_path_rate,
@@ -77,7 +81,7 @@ def create_model(name: str, num_classes: int = 1000, drop_rate: float | None = N
     model = EfficientNetV2(
         variant.stages, num_classes, width=variant.width, depth=variant.depth, head_channels=variant.head,
         drop_rate=variant.dropout if drop_rate is None else drop_rate, drop_path_rate=drop_path_rate,
-        padding=padding, bn_eps=bn_eps, in_channels=in_channels, dtype=dtype, seed=seed)
+        padding=padding, bn_eps=bn_eps, in_channels=in_channels, dtype=dtype, seed=seed, fast=fast)
     model.name = name
     model.variant = variant
     return model

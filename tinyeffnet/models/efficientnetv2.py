@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops._checks import check_dtype, check_eps, check_int, check_number, check_probability
+from ..ops._checks import check_bool, check_dtype, check_eps, check_int, check_number, check_probability
 from ..nn import ConvBNAct, Dropout, FusedMBConv, GlobalAvgPool, Linear, MBConv, Module, ModuleList, Sequential
 from .config import Stage, round_filters, scale_stages
 
@@ -49,7 +49,8 @@ def _resolve_padding(padding):
         return None  # each conv pads (K - 1) // 2 on every side, like torchvision
     if padding == "same":
         return "same"
-    raise ValueError(f'padding must be None (symmetric, torchvision), "symmetric" or "same" (TensorFlow), got {padding!r}')
+    raise ValueError(f'padding must be None (symmetric, torchvision), "symmetric" or "same" (TensorFlow), '
+                     f'got {padding!r}')
 
 
 def _as_stages(stages) -> tuple:
@@ -87,22 +88,27 @@ class EfficientNetV2(Module):
     bn_eps:         BatchNorm epsilon (1e-3 in every official EfficientNetV2)
     dtype, seed:    parameter dtype (float32, or float64 for gradient checks) and the init seed;
                     the same seed also seeds the dropout / drop-path generator (``set_rng``)
+    fast:           True (default): the speed paths, chosen now, layer by layer (Winograd 3x3 convs,
+                    BatchNormSiLU units); False: every layer the readable one (im2col, BatchNorm2d +
+                    SiLU). Same weights from the same seed, same state_dict keys, same numbers.
     """
 
     def __init__(self, stages, num_classes: int = 1000, *, width: float = 1.0, depth: float = 1.0,
                  head_channels: int = 1280, drop_rate: float = 0.2, drop_path_rate: float = 0.2,
-                 padding=None, bn_eps: float = 1e-3, in_channels: int = 3, dtype=np.float32, seed: int = 0):
+                 padding=None, bn_eps: float = 1e-3, in_channels: int = 3, dtype=np.float32, seed: int = 0,
+                 fast: bool = True):
         super().__init__()
         check_network_options("EfficientNetV2", num_classes, drop_rate, drop_path_rate, bn_eps, in_channels, dtype,
                               seed)
         check_number("width", width, 0, low_open=True, op="EfficientNetV2")
         check_number("depth", depth, 0, low_open=True, op="EfficientNetV2")
         check_int("head_channels", head_channels, op="EfficientNetV2")
+        check_bool("fast", fast, op="EfficientNetV2")
         stages = scale_stages(_as_stages(stages), width, depth)
         _as_stages(stages)  # the scaled table must still chain
         padding = _resolve_padding(padding)
         rng = np.random.default_rng(seed)
-        unit = dict(padding=padding, bn_eps=bn_eps, rng=rng, dtype=dtype)
+        unit = dict(padding=padding, bn_eps=bn_eps, rng=rng, dtype=dtype, fast=fast)
         self.config = stages
         self.num_classes = num_classes
         head = round_filters(head_channels, width)

@@ -8,14 +8,14 @@ Every module's ``backward(dy)`` is written by hand and returns dx, adding parame
 from .parameter import Parameter
 from .module import Module, Sequential, ModuleList, module_as_op
 from .layers import (
-    Conv2d, DepthwiseConv2d, BatchNorm2d, SiLU, Sigmoid, GlobalAvgPool, Linear, Dropout, DropPath,
+    Conv2d, DepthwiseConv2d, BatchNorm2d, BatchNormSiLU, SiLU, Sigmoid, GlobalAvgPool, Linear, Dropout, DropPath,
     Identity, ConvBNAct,
 )
 from .blocks import SqueezeExcite, MBConv, FusedMBConv, squeeze_channels
 
 __all__ = [
     "Parameter", "Module", "Sequential", "ModuleList", "module_as_op",
-    "Conv2d", "DepthwiseConv2d", "BatchNorm2d", "SiLU", "Sigmoid", "GlobalAvgPool", "Linear",
+    "Conv2d", "DepthwiseConv2d", "BatchNorm2d", "BatchNormSiLU", "SiLU", "Sigmoid", "GlobalAvgPool", "Linear",
     "Dropout", "DropPath", "Identity", "ConvBNAct",
     "SqueezeExcite", "MBConv", "FusedMBConv", "squeeze_channels",
 ]

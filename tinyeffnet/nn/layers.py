@@ -12,8 +12,18 @@ Every layer has the same three-line shape::
                   return dx
 
 The ops come from ``tinyeffnet.backend.ops_for(x)`` (CPU numpy arrays -> ``tinyeffnet.ops``), so a
-layer never branches on the device. A layer keeps the cache of its LAST forward for ONE backward;
-calling backward twice, or before forward, raises.
+layer never branches on the device; a layer with one op pair names it as every tier does
+(``op = "silu"`` runs ``silu_forward`` / ``silu_backward``, docs/DESIGN.md, section 4). A layer keeps
+the cache of its LAST forward for ONE backward; calling backward twice, or before forward, raises.
+
+Fast paths are chosen once, when a layer is built (``fast=True``, the default; docs/DESIGN.md,
+section 5), and the module tree shows what runs:
+    Conv2d(..., fast=True)     Winograd for a 3x3 stride-1 "same" conv (``winograd.applies``), else
+                               im2col; ``algorithm`` and ``forward_op`` / ``backward_op`` say which
+    ConvBNAct(..., fast=True)  conv -> BatchNormSiLU (BN and SiLU in one op, ops/fused.py);
+                               fast=False: conv -> BatchNorm2d -> SiLU, the readable chain
+With fast=False every op a learner steps into is the readable one; tests/nn/test_fast_paths.py
+shows that the two give the same numbers.
 
 Initialisation follows torchvision's EfficientNet (``_efficientnet.py``):
     conv (dense and depthwise): w ~ Normal(0, sqrt(2 / fan_out)),  fan_out = Cout * K * K
@@ -31,6 +41,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from .. import ops as cpu_ops
+from ..ops import winograd
 from ..ops._checks import (check_bool, check_dtype, check_eps, check_int, check_momentum, check_padding_option,
                            check_probability, check_rng, check_stride)
 from .module import Module
@@ -74,7 +86,8 @@ class _CachedLayer(Module):
 
     def _take_cache(self):
         if self._cache is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called without a forward (or twice for one forward)")
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward (a backward without a forward, "
+                               f"or a second one: a forward's cache serves one backward)")
         cache, self._cache = self._cache, None
         return cache
 
@@ -85,32 +98,49 @@ class Conv2d(_CachedLayer):
         y[n,i,j,co] = sum_{a,b,ci} xpad[n, i*S+a, j*S+b, ci] * w[a,b,ci,co]
 
     padding: int (symmetric, default (K-1)//2) or "same" (TensorFlow's rule, for ported weights).
-    Cache: the op's cache (input x and geometry), needed for dw and dx.
+    fast: True picks Winograd F(2x2, 3x3) where it applies (3x3, stride 1, padding 1 or "same"); False,
+    or any other geometry: im2col + GEMM (ops/conv2d.py, the readable op). Chosen here, once:
+    ``algorithm`` ("winograd" or "im2col") names it, ``forward_op`` / ``backward_op`` are the pair.
+    (A CUDA array runs the CUDA tier's conv2d_forward / backward: that tier has one conv algorithm.)
+    Cache: the op's cache (input x and geometry; its ``algorithm`` says which op made it).
     """
 
+    ALGORITHMS = {  # algorithm -> (forward op, backward op): siblings with the same signatures
+        "im2col": (cpu_ops.conv2d_forward, cpu_ops.conv2d_backward),
+        "winograd": (winograd.conv2d_winograd_forward, winograd.conv2d_winograd_backward),
+    }
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding=None, rng=None, dtype=np.float32):
+                 padding=None, rng=None, dtype=np.float32, fast: bool = True):
         super().__init__()
         in_channels = check_int("in_channels", in_channels, op="Conv2d")
         out_channels = check_int("out_channels", out_channels, op="Conv2d")
         kernel_size, stride, padding, dtype = check_conv_options("Conv2d", kernel_size, stride, padding, rng, dtype)
+        fast = check_bool("fast", fast, op="Conv2d")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = kernel_size, stride
         self.padding = default_padding(kernel_size) if padding is None else padding
         shape = (kernel_size, kernel_size, in_channels, out_channels)  # (K, K, Cin, Cout)
         self.weight = Parameter(kaiming_normal_fan_out(shape, out_channels * kernel_size ** 2, rng, dtype))
+        self.algorithm = "winograd" if fast and winograd.applies(shape, stride, self.padding) else "im2col"
+        self.forward_op, self.backward_op = self.ALGORITHMS[self.algorithm]
 
     def forward(self, x):
-        y, self._cache = backend.ops_for(x).conv2d_forward(x, self.weight.data, self.stride, self.padding)
+        ops = backend.ops_for(x)
+        forward_op = self.forward_op if ops is cpu_ops else ops.conv2d_forward
+        y, self._cache = forward_op(x, self.weight.data, self.stride, self.padding)
         return y  # (N, Ho, Wo, Cout)
 
     def backward(self, dy):
-        dx, dw = backend.ops_for(dy).conv2d_backward(dy, self._take_cache())
+        ops = backend.ops_for(dy)
+        backward_op = self.backward_op if ops is cpu_ops else ops.conv2d_backward
+        dx, dw = backward_op(dy, self._take_cache())
         self.weight.accumulate(dw)
         return dx  # (N, H, W, Cin)
 
     def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.out_channels}, kernel={self.kernel_size}, stride={self.stride}, padding={self.padding!r}"
+        return (f"{self.in_channels}, {self.out_channels}, kernel={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding!r}, algorithm={self.algorithm}")
 
 
 class DepthwiseConv2d(_CachedLayer):
@@ -171,63 +201,70 @@ class BatchNorm2d(_CachedLayer):
         self.register_buffer("running_var", np.ones(channels, dtype=dtype))    # (C,)
         self.register_buffer("num_batches_tracked", np.zeros((), dtype=np.int64))
 
-    def forward(self, x, silu: bool = False):
-        """BN(x); with silu=True, SiLU(BN(x)) in one fused op (ops/fused.py: the speed path of ConvBNAct)."""
-        ops = backend.ops_for(x)
-        op = ops.batchnorm_silu_forward if silu else ops.batchnorm_forward
-        y, cache = op(x, self.weight.data, self.bias.data, self.running_mean, self.running_var,
-                      self.training, momentum=self.momentum, eps=self.eps)  # running stats updated in place
-        self._cache = (silu, cache)
+    op = "batchnorm"  # runs ops.batchnorm_forward / batchnorm_backward (BatchNormSiLU: batchnorm_silu_*)
+
+    def forward(self, x):
+        forward_op = getattr(backend.ops_for(x), f"{self.op}_forward")
+        y, self._cache = forward_op(x, self.weight.data, self.bias.data, self.running_mean, self.running_var,
+                                    self.training, momentum=self.momentum, eps=self.eps)  # stats updated in place
         if self.training:
             self.num_batches_tracked += 1
         return y  # (N, H, W, C)
 
     def backward(self, dy):
-        silu, cache = self._take_cache()
-        ops = backend.ops_for(dy)
-        dx, dgamma, dbeta = (ops.batchnorm_silu_backward if silu else ops.batchnorm_backward)(dy, cache)
+        dx, dgamma, dbeta = getattr(backend.ops_for(dy), f"{self.op}_backward")(dy, self._take_cache())
         self.weight.accumulate(dgamma)
         self.bias.accumulate(dbeta)
-        return dx
+        return dx  # (N, H, W, C)
 
     def extra_repr(self) -> str:
         return f"{self.channels}, eps={self.eps:g}, momentum={self.momentum:g}"
 
 
-class SiLU(_CachedLayer):
-    """y = x * sigmoid(x) (a.k.a. swish), elementwise, any shape. Cache: the op's cache."""
+class BatchNormSiLU(BatchNorm2d):
+    """SiLU(BatchNorm2d(x)) in one op (``ops.batchnorm_silu_forward``, ops/fused.py): the fast path of
+    a conv-BN-SiLU unit (``ConvBNAct(..., fast=True)``). One pass less over the activation each way
+    and one activation-sized array less in the cache than BatchNorm2d followed by SiLU.
+
+    A BatchNorm2d in everything else: the same parameters, buffers and state_dict keys (weight, bias,
+    running_mean, running_var, num_batches_tracked), so checkpoints and interop do not see the choice.
+    Cache: the fused op's cache (x, the statistics, gamma, beta: the SiLU input is recomputed).
+    """
+
+    op = "batchnorm_silu"  # BatchNorm2d's forward and backward, running ops.batchnorm_silu_forward / _backward
+
+
+class _OneInputLayer(_CachedLayer):
+    """A layer without parameters or options: y, cache = <op>_forward(x); (dx,) = <op>_backward(dy, cache),
+    with ``op`` the op's name in every tier (docs/DESIGN.md, section 4)."""
+
+    op = ""
 
     def forward(self, x):
-        y, self._cache = backend.ops_for(x).silu_forward(x)
+        y, self._cache = getattr(backend.ops_for(x), f"{self.op}_forward")(x)
         return y
 
     def backward(self, dy):
-        (dx,) = backend.ops_for(dy).silu_backward(dy, self._take_cache())
+        (dx,) = getattr(backend.ops_for(dy), f"{self.op}_backward")(dy, self._take_cache())
         return dx
 
 
-class Sigmoid(_CachedLayer):
+class SiLU(_OneInputLayer):
+    """y = x * sigmoid(x) (a.k.a. swish), elementwise, any shape. Cache: the op's cache (x)."""
+
+    op = "silu"  # ops.silu_forward / silu_backward
+
+
+class Sigmoid(_OneInputLayer):
     """y = 1 / (1 + exp(-x)), elementwise, any shape. Cache: the op's cache (y itself)."""
 
-    def forward(self, x):
-        y, self._cache = backend.ops_for(x).sigmoid_forward(x)
-        return y
-
-    def backward(self, dy):
-        (dx,) = backend.ops_for(dy).sigmoid_backward(dy, self._take_cache())
-        return dx
+    op = "sigmoid"  # ops.sigmoid_forward / sigmoid_backward
 
 
-class GlobalAvgPool(_CachedLayer):
+class GlobalAvgPool(_OneInputLayer):
     """y[n,c] = mean_{h,w} x[n,h,w,c]: (N, H, W, C) -> (N, C). Cache: the input shape."""
 
-    def forward(self, x):
-        y, self._cache = backend.ops_for(x).global_avg_pool_forward(x)
-        return y  # (N, C)
-
-    def backward(self, dy):
-        (dx,) = backend.ops_for(dy).global_avg_pool_backward(dy, self._take_cache())
-        return dx  # (N, H, W, C)
+    op = "global_avg_pool"  # ops.global_avg_pool_forward / global_avg_pool_backward
 
 
 class Linear(_CachedLayer):
@@ -288,20 +325,22 @@ class Dropout(_CachedLayer):
         self.p = check_probability("p", p, op=type(self).__name__)
         self.rng = check_rng("rng", rng, op=type(self).__name__)
 
+    op = "dropout"  # ops.dropout_forward / dropout_backward: one coin per element
+
     def forward(self, x):
         if not self.training or self.p == 0.0:
             self._cache = "identity"
             return x
         if self.rng is None:
             self.rng = np.random.default_rng()
-        y, self._cache = backend.ops_for(x).dropout_forward(x, self.p, self.rng, training=True)
+        y, self._cache = getattr(backend.ops_for(x), f"{self.op}_forward")(x, self.p, self.rng, training=True)
         return y
 
     def backward(self, dy):
         cache = self._take_cache()
         if isinstance(cache, str):
             return dy
-        (dx,) = backend.ops_for(dy).dropout_backward(dy, cache)
+        (dx,) = getattr(backend.ops_for(dy), f"{self.op}_backward")(dy, cache)
         return dx
 
     def extra_repr(self) -> str:
@@ -314,21 +353,7 @@ class DropPath(Dropout):
     Eval (or p = 0): y = x. Cache: the op's cache (the per-sample mask), or "identity".
     """
 
-    def forward(self, x):
-        if not self.training or self.p == 0.0:
-            self._cache = "identity"
-            return x
-        if self.rng is None:
-            self.rng = np.random.default_rng()
-        y, self._cache = backend.ops_for(x).drop_path_forward(x, self.p, self.rng, training=True)
-        return y
-
-    def backward(self, dy):
-        cache = self._take_cache()
-        if isinstance(cache, str):
-            return dy
-        (dx,) = backend.ops_for(dy).drop_path_backward(dy, cache)
-        return dx
+    op = "drop_path"  # Dropout's forward and backward, running ops.drop_path_forward / _backward
 
 
 class Identity(Module):
@@ -348,39 +373,38 @@ class ConvBNAct(Module):
 
     depthwise=True uses a DepthwiseConv2d (then out_channels must equal in_channels).
     act=False leaves the activation out (the projection convs of MBConv/Fused-MBConv end in BN).
+    fast=True (the default): ``bn`` is a BatchNormSiLU (BN and SiLU in one op) and ``act`` is None,
+    and the conv may be Winograd (``Conv2d(fast=True)``); fast=False: ``bn`` a BatchNorm2d, ``act`` a
+    SiLU, im2col convs: the readable chain. The state_dict keys are the same either way.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, *,
                  depthwise: bool = False, act: bool = True, padding=None, bn_eps: float = 1e-3,
-                 rng=None, dtype=np.float32):
+                 rng=None, dtype=np.float32, fast: bool = True):
         super().__init__()
         in_channels = check_int("in_channels", in_channels, op="ConvBNAct")
         out_channels = check_int("out_channels", out_channels, op="ConvBNAct")
         depthwise, act = check_bool("depthwise", depthwise, op="ConvBNAct"), check_bool("act", act, op="ConvBNAct")
+        fast = check_bool("fast", fast, op="ConvBNAct")
         if depthwise:
             if in_channels != out_channels:
-                raise ValueError(f"a depthwise ConvBNAct needs in_channels == out_channels, got {in_channels}, {out_channels}")
+                raise ValueError(f"a depthwise ConvBNAct needs in_channels == out_channels, "
+                                 f"got {in_channels}, {out_channels}")
             self.conv = DepthwiseConv2d(in_channels, kernel_size, stride, padding, rng=rng, dtype=dtype)
         else:
-            self.conv = Conv2d(in_channels, out_channels, kernel_size, stride, padding, rng=rng, dtype=dtype)
-        self.bn = BatchNorm2d(out_channels, eps=bn_eps, dtype=dtype)
-        self.act = SiLU() if act else None
-
-    # Speed path: BN and SiLU run as one fused op (ops/fused.py, tested against the two in a row):
-    # one pass less over the activation each way and one activation-sized array less in the cache.
-    # Set ConvBNAct.fuse_bn_silu = False to run the readable chain act(bn(conv(x))) instead.
-    fuse_bn_silu = True
+            self.conv = Conv2d(in_channels, out_channels, kernel_size, stride, padding, rng=rng, dtype=dtype, fast=fast)
+        if act and fast:
+            self.bn = BatchNormSiLU(out_channels, eps=bn_eps, dtype=dtype)  # SiLU(BN(h)) in one op
+            self.act = None
+        else:
+            self.bn = BatchNorm2d(out_channels, eps=bn_eps, dtype=dtype)
+            self.act = SiLU() if act else None
 
     def forward(self, x):
-        h = self.conv(x)  # (N, Ho, Wo, Cout)
-        self._fused = (self.act is not None and self.fuse_bn_silu
-                       and hasattr(backend.ops_for(h), "batchnorm_silu_forward"))  # the CPU ops have it
-        if self._fused:
-            return self.bn(h, silu=True)
-        h = self.bn(h)
+        h = self.bn(self.conv(x))  # (N, Ho, Wo, Cout); a BatchNormSiLU ends in the SiLU itself
         return self.act(h) if self.act is not None else h
 
     def backward(self, dy):
-        if self.act is not None and not self._fused:
+        if self.act is not None:
             dy = self.act.backward(dy)
         return self.conv.backward(self.bn.backward(dy))

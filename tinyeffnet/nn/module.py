@@ -11,9 +11,11 @@ is written out in code where a reader can see it.
 
 Registration works like PyTorch: assigning a ``Parameter`` or a ``Module`` to an attribute registers
 it (in assignment order); ``register_buffer`` registers a non-learnable array (BatchNorm's running
-statistics). Dotted names (``stages.3.0.se.reduce.weight``) follow the attribute path; the
-state_dict lists, module by module, its own parameters, then its own buffers, then its children, the
-order torch uses, which is what lets interop.py map our names onto torchvision's one by one.
+statistics). A private name (``_cache``) holding anything else is a plain attribute, set without
+the registration bookkeeping (layers set their cache on every forward). Dotted names
+(``stages.3.0.se.reduce.weight``) follow the attribute path; the state_dict lists, module by module,
+its own parameters, then its own buffers, then its children, the order torch uses, which is what
+lets interop.py map our names onto torchvision's one by one.
 
 Containers: ``Sequential`` (run children in order, backward in reverse) and ``ModuleList`` (a
 numbered list, no forward of its own).
@@ -44,8 +46,13 @@ class Module:
 
     # ----------------------------------------------------------------- registration
     def __setattr__(self, name: str, value) -> None:
-        if "_parameters" not in self.__dict__:
+        state = self.__dict__
+        if "_parameters" not in state:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() before assigning {name!r}")
+        if (name[0] == "_" and name not in state["_parameters"] and name not in state["_modules"]
+                and name not in state["_buffers"] and not isinstance(value, (Parameter, Module))):
+            object.__setattr__(self, name, value)  # private state (a layer's _cache, each forward): no registry
+            return
         if name in self._buffers and isinstance(value, np.ndarray):
             object.__setattr__(self, name, value)  # a buffer stays a buffer (e.g. counter += 1)
             return
@@ -288,16 +295,12 @@ def describe_key_problems(missing, unexpected, mismatched) -> str:
     return "\n".join(parts)
 
 
-class Sequential(Module):
-    """Children run in order; backward runs their backward in reverse order.
+class _Numbered(Module):
+    """Children registered as "0", "1", ... in order: len(), [index], iteration and append."""
 
-        y = f_n(... f_2(f_1(x)))        dx = f_1.backward(f_2.backward(... f_n.backward(dy)))
-    """
-
-    def __init__(self, *modules: Module):
-        super().__init__()
-        for index, module in enumerate(modules):
-            setattr(self, str(index), module)
+    def append(self, module: Module) -> "_Numbered":
+        setattr(self, str(len(self._modules)), module)
+        return self
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -308,9 +311,17 @@ class Sequential(Module):
     def __iter__(self):
         return iter(self._modules.values())
 
-    def append(self, module: Module) -> "Sequential":
-        setattr(self, str(len(self._modules)), module)
-        return self
+
+class Sequential(_Numbered):
+    """Children run in order; backward runs their backward in reverse order.
+
+        y = f_n(... f_2(f_1(x)))        dx = f_1.backward(f_2.backward(... f_n.backward(dy)))
+    """
+
+    def __init__(self, *modules: Module):
+        super().__init__()
+        for module in modules:
+            self.append(module)
 
     def forward(self, x):
         for module in self._modules.values():
@@ -323,26 +334,13 @@ class Sequential(Module):
         return dy
 
 
-class ModuleList(Module):
+class ModuleList(_Numbered):
     """A numbered list of modules (registered as "0", "1", ...); no forward of its own."""
 
     def __init__(self, modules=()):
         super().__init__()
         for module in modules:
             self.append(module)
-
-    def append(self, module: Module) -> "ModuleList":
-        setattr(self, str(len(self._modules)), module)
-        return self
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __getitem__(self, index: int) -> Module:
-        return list(self._modules.values())[index]
-
-    def __iter__(self):
-        return iter(self._modules.values())
 
 
 def module_as_op(module: Module, seed: int = 0):

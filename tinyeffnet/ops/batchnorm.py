@@ -86,6 +86,17 @@ def _mean_and_m2(x2, rows_per_chunk):
     return mean, m2
 
 
+@njit(cache=True)
+def add_partials(partial):
+    """The per-channel total of a (chunks, C) buffer of partial sums: (C,). Serial: chunks is small."""
+    chunks, channels = partial.shape
+    total = np.zeros(channels, dtype=partial.dtype)                    # (C,)
+    for k in range(chunks):
+        for c in range(channels):
+            total[c] += partial[k, c]
+    return total
+
+
 @njit(parallel=True, fastmath=True, cache=True)
 def _gradient_sums(dy2, x2, mean, inv_std, rows_per_chunk):
     """Per channel: sum_m dy_mc (-> dbeta) and sum_m dy_mc xhat_mc (-> dgamma). All (M, C) / (C,)."""
@@ -99,13 +110,7 @@ def _gradient_sums(dy2, x2, mean, inv_std, rows_per_chunk):
                 g = dy2[m, c]
                 partial_dy[k, c] += g
                 partial_dy_xhat[k, c] += g * (x2[m, c] - mean[c]) * inv_std[c]
-    dbeta = np.zeros(channels, dtype=x2.dtype)                          # (C,)
-    dgamma = np.zeros(channels, dtype=x2.dtype)                         # (C,)
-    for k in range(chunks):
-        for c in range(channels):
-            dbeta[c] += partial_dy[k, c]
-            dgamma[c] += partial_dy_xhat[k, c]
-    return dgamma, dbeta
+    return add_partials(partial_dy_xhat), add_partials(partial_dy)          # dgamma, dbeta
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -149,6 +154,19 @@ def batch_statistics(x2: np.ndarray) -> tuple:
     return mean, m2 / m_rows, m2 / (m_rows - 1)
 
 
+def normalization_statistics(x2, running_mean, running_var, training, momentum, eps) -> tuple:
+    """The (mean, inv_std) that normalise x2 (M, C), each (C,): the batch's when training (and the
+    running statistics updated in place), else copies of the running ones (a later update must not
+    change what backward sees). inv_std = 1 / sqrt(var + eps). Shared with the fused BN+SiLU op."""
+    if training:
+        mean, var, unbiased_var = batch_statistics(x2)                  # (C,) each
+        update_running_stats(running_mean, running_var, mean, unbiased_var, momentum)
+    else:
+        mean = np.array(running_mean, copy=True)                        # (C,)
+        var = np.array(running_var, copy=True)                          # (C,)
+    return mean, 1 / np.sqrt(var + eps)
+
+
 def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-3):
     """y = gamma * (x - mean) / sqrt(var + eps) + beta, per channel (last axis).
 
@@ -166,13 +184,7 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training, momen
     gamma = np.ascontiguousarray(gamma)
     beta = np.ascontiguousarray(beta)
     x2 = _rows(x)                                                       # (M, C)
-    if training:
-        mean, var, unbiased_var = batch_statistics(x2)                  # (C,) each
-        update_running_stats(running_mean, running_var, mean, unbiased_var, momentum)
-    else:
-        mean = np.array(running_mean, copy=True)                        # (C,) copies: a later update
-        var = np.array(running_var, copy=True)                          # must not change backward
-    inv_std = 1 / np.sqrt(var + eps)                                    # (C,)
+    mean, inv_std = normalization_statistics(x2, running_mean, running_var, training, momentum, eps)
     y = np.empty_like(x)
     _normalize_kernel(x2, mean, gamma * inv_std, beta, _rows(y))
     return y, (x, mean, inv_std, gamma, bool(training))

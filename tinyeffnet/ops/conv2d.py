@@ -35,23 +35,43 @@ already ``col`` (the expand/project convs of EfficientNet); with stride S it is 
 x[:, ::S, ::S, :].
 
 Winograd: a 3x3 stride-1 padding-1 convolution (every Fused-MBConv conv after a stage's first block)
-goes to ``winograd.py``, F(2x2, 3x3), which needs 2.25x fewer multiplications; set ``USE_WINOGRAD =
-False`` to run everything through im2col (tests compare the two).
+has a speed path, ``winograd.conv2d_winograd_forward/backward`` (F(2x2, 3x3), 2.25x fewer
+multiplications): a sibling op with the same signature, chosen when a layer is built
+(``nn.Conv2d(..., fast=True)``), never here. This file is always im2col; ``tests/ops/test_winograd.py``
+compares the two.
 
 Memory choice: the cache does NOT keep ``col`` (it is KH*KW times the size of x: 9x for a 3x3, the
 Fused-MBConv and stem convs at the highest resolutions). Backward rebuilds it; im2col is one pass of
-data movement, cheap next to the two GEMMs. So the cache is the same ``ConvCache`` as the reference
-tier's, and the two tiers' caches are interchangeable.
+data movement, cheap next to the two GEMMs. So the cache holds what the reference tier's ``ConvCache``
+holds (an ``Im2colCache`` is a ConvCache whose ``algorithm`` field says "im2col"), and the two tiers'
+caches are interchangeable.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
-from . import winograd
 from ._checks import ConvCache, check_conv_inputs, check_upstream_gradient
 
-USE_WINOGRAD = True  # 3x3 stride-1 padding-1 convs by Winograd F(2x2, 3x3); False: im2col for all
+
+class Im2colCache(ConvCache):
+    """The ConvCache of conv2d_forward (x, w, stride, pads), recording which algorithm made it.
+
+    Each conv algorithm has its own cache type with an ``algorithm`` name (``winograd.WinogradCache``
+    is the other), so a backward can tell whether the cache is its own (``check_algorithm``)."""
+
+    __slots__ = ()
+    algorithm = "im2col"
+
+
+def check_algorithm(cache, algorithm: str, op: str) -> None:
+    """Raise if ``cache`` was made by another conv algorithm than ``algorithm`` (names the right backward).
+    A plain ConvCache (the reference tier's: the same fields, the same math) counts as "im2col"."""
+    made_by = getattr(cache, "algorithm", "im2col")
+    if made_by != algorithm:
+        backward = "conv2d_backward" if made_by == "im2col" else f"conv2d_{made_by}_backward"
+        raise ValueError(f"{op}: this cache was made by the {made_by} conv, not {algorithm}; "
+                         f"its backward is {backward}")
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -135,13 +155,12 @@ def conv2d_forward(x, w, stride=1, padding=0):
     stride: int >= 1; padding: int >= 0 (PyTorch, symmetric) or "same" (TensorFlow: output
     ceil(H/S), the smaller half of the padding first; odd kernels only).
     Returns y (N, Ho, Wo, Cout), same dtype as x, and the cache.
-    Cache: ConvCache(x, w, stride, pads): x to rebuild col for dw, w for dx, stride and pads for the
-    geometry. col itself is not kept (KH*KW times the size of x); backward recomputes it.
+    Cache: Im2colCache(x, w, stride, pads), algorithm "im2col": x to rebuild col for dw, w for dx,
+    stride and pads for the geometry. col itself is not kept (KH*KW times the size of x); backward
+    recomputes it.
     """
     x, w, stride, pads = check_conv_inputs(x, w, stride, padding, depthwise=False)
-    cache = ConvCache(x, w, stride, pads)
-    if USE_WINOGRAD and winograd.applies(w.shape, stride, pads):
-        return winograd.winograd_conv3x3_forward(x, w), cache
+    cache = Im2colCache(x, w, stride, pads)
     n, ho, wo, cout = cache.output_shape
     col = _build_col(x, w, stride, pads, ho, wo)  # (P, K)
     y2d = np.empty((n * ho * wo, cout), dtype=x.dtype)  # (P, Cout)
@@ -149,7 +168,7 @@ def conv2d_forward(x, w, stride=1, padding=0):
     return y2d.reshape(n, ho, wo, cout), cache
 
 
-def conv2d_backward(dy, cache: ConvCache):
+def conv2d_backward(dy, cache: Im2colCache):
     """Gradients of the dense convolution: two GEMMs and col2im.
 
         dw2d = col.T @ dy2d;   dcol = dy2d @ w2d.T;   dx = col2im(dcol)
@@ -158,9 +177,8 @@ def conv2d_backward(dy, cache: ConvCache):
     Returns dx (N, H, W, Cin) and dw (KH, KW, Cin, Cout), same dtype.
     """
     dy = check_upstream_gradient(dy, cache)
+    check_algorithm(cache, "im2col", "conv2d_backward")
     x, w, stride, pads = cache
-    if USE_WINOGRAD and winograd.applies(w.shape, stride, pads):
-        return winograd.winograd_conv3x3_backward(dy, x, w)
     n, h, width, cin = x.shape
     kh, kw, _, cout = w.shape
     _, ho, wo, _ = dy.shape

@@ -24,8 +24,7 @@ from numba import njit, prange
 
 from ._checks import check_batchnorm_cache, check_gradient, validate_batchnorm_inputs
 from .activations import FAST, silu_scalar, silu_slope
-from .batchnorm import _rows, batch_statistics, rows_per_chunk
-from .reference.batchnorm import update_running_stats
+from .batchnorm import _rows, add_partials, normalization_statistics, rows_per_chunk
 
 
 @njit(parallel=True, fastmath=FAST, cache=True, error_model="numpy")
@@ -61,13 +60,7 @@ def _silu_grad_and_sums(dy2, x2, mean, inv_std, scale, beta, g2, rows_per_chunk)
                 g2[m, c] = g
                 partial_g[k, c] += g
                 partial_g_xhat[k, c] += g * xhat
-    dbeta = np.zeros(channels, dtype=x2.dtype)                          # (C,)
-    dgamma = np.zeros(channels, dtype=x2.dtype)                         # (C,)
-    for k in range(chunks):
-        for c in range(channels):
-            dbeta[c] += partial_g[k, c]
-            dgamma[c] += partial_g_xhat[k, c]
-    return dgamma, dbeta
+    return add_partials(partial_g_xhat), add_partials(partial_g)              # dgamma, dbeta
 
 
 @njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
@@ -94,13 +87,7 @@ def batchnorm_silu_forward(x, gamma, beta, running_mean, running_var, training, 
     gamma = np.ascontiguousarray(gamma)
     beta = np.ascontiguousarray(beta)
     x2 = _rows(x)                                                       # (M, C)
-    if training:
-        mean, var, unbiased_var = batch_statistics(x2)                  # (C,) each
-        update_running_stats(running_mean, running_var, mean, unbiased_var, momentum)
-    else:
-        mean = np.array(running_mean, copy=True)
-        var = np.array(running_var, copy=True)
-    inv_std = 1 / np.sqrt(var + eps)                                    # (C,)
+    mean, inv_std = normalization_statistics(x2, running_mean, running_var, training, momentum, eps)
     y = np.empty_like(x)
     _bn_silu_kernel(x2, mean, gamma * inv_std, beta, _rows(y))
     return y, (x, mean, inv_std, gamma, beta, bool(training))

@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._checks import check_drop_cache, check_drop_gradient, validate_drop_inputs
-from .reference.regularization import drop_scale
+from .reference.regularization import draw_keep
 
 
 # fastmath without "nnan": a dropped NaN stays NaN (NaN * 0), as in the reference tier and PyTorch;
@@ -44,6 +44,37 @@ def _apply_sample_mask(x2, keep, scale, y2):
             y2[n, r] = x2[n, r] * factor
 
 
+def _per_sample(a: np.ndarray) -> np.ndarray:
+    """(N, ...) -> (N, R) view, one row per sample."""
+    return a.reshape(a.shape[0], int(np.prod(a.shape[1:])))
+
+
+def _apply_mask(a: np.ndarray, keep: np.ndarray, scale, per_sample: bool) -> np.ndarray:
+    """a * keep * scale, by the kernel for the mask's kind (forward on x, backward on dy)."""
+    out = np.empty_like(a)
+    if per_sample:
+        _apply_sample_mask(_per_sample(a), keep.reshape(-1), scale, _per_sample(out))
+    else:
+        _apply_element_mask(a.reshape(-1), keep.reshape(-1), scale, out.reshape(-1))
+    return out
+
+
+def _masked_forward(x, p, rng, training, per_sample: bool):
+    x, p = validate_drop_inputs(x, p, rng, training, op="drop_path_forward" if per_sample else "dropout_forward")
+    if not training or p == 0:
+        return x, (None, None, x.shape, x.dtype)
+    keep, scale = draw_keep(x, p, rng, per_sample)                 # the reference tier's coins
+    return _apply_mask(x, keep, scale, per_sample), (keep, scale, x.shape, x.dtype)
+
+
+def _masked_backward(dy, cache, per_sample: bool):
+    keep, scale, shape, dtype = check_drop_cache(cache, per_sample)
+    dy = check_drop_gradient(dy, shape, dtype, op="drop_path_backward" if per_sample else "dropout_backward")
+    if keep is None:
+        return (dy,)
+    return (_apply_mask(dy, keep, scale, per_sample),)
+
+
 def dropout_forward(x, p, rng, training=True):
     """y = x * keep / (1 - p), keep ~ Bernoulli(1 - p) per element. Identity if p == 0 or not training.
 
@@ -52,30 +83,12 @@ def dropout_forward(x, p, rng, training=True):
     Cache: (keep, scale, shape, dtype). keep is a boolean mask of x's shape (1 byte per entry, not a
     float array), scale = 1 / (1 - p) in x's dtype; keep is None for the identity.
     """
-    x, p = validate_drop_inputs(x, p, rng, training)
-    if not training or p == 0:
-        return x, (None, None, x.shape, x.dtype)
-    keep = rng.random(x.shape, dtype=x.dtype) >= p                  # x's shape, bool
-    scale = drop_scale(p, x.dtype)
-    y = np.empty_like(x)
-    _apply_element_mask(x.reshape(-1), keep.reshape(-1), scale, y.reshape(-1))
-    return y, (keep, scale, x.shape, x.dtype)
+    return _masked_forward(x, p, rng, training, per_sample=False)
 
 
 def dropout_backward(dy, cache):
     """dx = dy * keep / (1 - p): the same mask as the forward. Returns (dx,)."""
-    keep, scale, shape, dtype = check_drop_cache(cache, per_sample=False)
-    dy = check_drop_gradient(dy, shape, dtype, op="dropout_backward")
-    if keep is None:
-        return (dy,)
-    dx = np.empty_like(dy)
-    _apply_element_mask(dy.reshape(-1), keep.reshape(-1), scale, dx.reshape(-1))
-    return (dx,)
-
-
-def _per_sample(a: np.ndarray) -> np.ndarray:
-    """(N, ...) -> (N, R) view, one row per sample."""
-    return a.reshape(a.shape[0], int(np.prod(a.shape[1:])))
+    return _masked_backward(dy, cache, per_sample=False)
 
 
 def drop_path_forward(x, p, rng, training=True):
@@ -85,23 +98,9 @@ def drop_path_forward(x, p, rng, training=True):
     Returns y (x's shape and dtype; x itself for the identity) and the cache.
     Cache: (keep, scale, shape, dtype) as in dropout_forward, keep of shape (N, 1, ..., 1).
     """
-    x, p = validate_drop_inputs(x, p, rng, training, op="drop_path_forward")
-    if not training or p == 0:
-        return x, (None, None, x.shape, x.dtype)
-    mask_shape = (x.shape[0],) + (1,) * (x.ndim - 1)               # (N, 1, 1, 1)
-    keep = rng.random(mask_shape, dtype=x.dtype) >= p
-    scale = drop_scale(p, x.dtype)
-    y = np.empty_like(x)
-    _apply_sample_mask(_per_sample(x), keep.reshape(-1), scale, _per_sample(y))
-    return y, (keep, scale, x.shape, x.dtype)
+    return _masked_forward(x, p, rng, training, per_sample=True)
 
 
 def drop_path_backward(dy, cache):
     """dx = dy * keep_n / (1 - p) per sample. Returns (dx,)."""
-    keep, scale, shape, dtype = check_drop_cache(cache, per_sample=True)
-    dy = check_drop_gradient(dy, shape, dtype, op="drop_path_backward")
-    if keep is None:
-        return (dy,)
-    dx = np.empty_like(dy)
-    _apply_sample_mask(_per_sample(dy), keep.reshape(-1), scale, _per_sample(dx))
-    return (dx,)
+    return _masked_backward(dy, cache, per_sample=True)

@@ -47,11 +47,19 @@ terms (``tests/ops/test_winograd.py`` bounds it and also checks float64 gradient
 Layout: channels last throughout; the transform kernels loop over channels innermost (vectorised)
 and split tile rows over the cores. The scatter of dd into dxpad is race-free: tile rows ti and ti+2
 touch disjoint input rows, so even tile rows run in parallel first, then odd ones.
+
+The op: ``conv2d_winograd_forward(x, w, stride, padding)`` and ``conv2d_winograd_backward(dy, cache)``
+have the signatures of ``conv2d_forward`` / ``conv2d_backward``; they are the sibling op a layer picks
+when it is built (``nn.Conv2d(..., fast=True)``, for the geometries ``applies`` accepts), and their
+cache, a ``WinogradCache``, records that Winograd ran.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+
+from ._checks import ConvCache, check_conv_inputs, check_upstream_gradient
+from .conv2d import check_algorithm
 
 # The F(2x2, 3x3) matrices (written out again inside the kernels as additions).
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
@@ -59,9 +67,24 @@ G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np
 A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
 
 
-def applies(w_shape, stride: int, pads: tuple) -> bool:
-    """Winograd F(2x2, 3x3) covers the 3x3, stride-1, padding-1 convolution (a "same" 3x3 conv)."""
-    return tuple(w_shape[:2]) == (3, 3) and stride == 1 and tuple(pads) == (1, 1, 1, 1)
+def applies(w_shape, stride: int, padding) -> bool:
+    """Winograd F(2x2, 3x3) covers the 3x3, stride-1, padding-1 convolution (a "same" 3x3 conv).
+
+    padding: the resolved (top, bottom, left, right), or the option a layer is built with (an int, or
+    "same": at stride 1 a "same" 3x3 conv pads 1 on every side whatever the input size)."""
+    if padding == "same":
+        padding = 1 if stride == 1 else -1
+    if isinstance(padding, int):
+        padding = (padding,) * 4
+    return tuple(w_shape[:2]) == (3, 3) and stride == 1 and tuple(padding) == (1, 1, 1, 1)
+
+
+class WinogradCache(ConvCache):
+    """The cache of conv2d_winograd_forward: the same fields as conv2d's (x, w, stride, pads: x for V and
+    dw, w for U and dx), with ``algorithm`` "winograd" so that only conv2d_winograd_backward takes it."""
+
+    __slots__ = ()
+    algorithm = "winograd"
 
 
 def _tiles(h: int, w: int) -> tuple:
@@ -118,6 +141,12 @@ def _tile_column(a, s, t, c):
     return a[s, t, c], a[4 + s, t, c], a[8 + s, t, c], a[12 + s, t, c]
 
 
+@njit(inline="always")
+def _set_tile_row(a, r, t, c, row):
+    """Row r of tile t's 4x4 transformed values: a[4r+s, t, c] = row[s] for s = 0..3."""
+    a[4 * r, t, c], a[4 * r + 1, t, c], a[4 * r + 2, t, c], a[4 * r + 3, t, c] = row
+
+
 # ------------------------------------------------------------------------------- the kernels
 @njit(parallel=True, fastmath=True, cache=True)
 def _input_transform(xpad, th, tw, v):
@@ -136,11 +165,7 @@ def _input_transform(xpad, th, tw, v):
                 k2 = _bt(_window_column(xpad, n, i0, j0 + 2, c))
                 k3 = _bt(_window_column(xpad, n, i0, j0 + 3, c))
                 for r in range(4):                      # row r of (B^T d) B
-                    o0, o1, o2, o3 = _bt((k0[r], k1[r], k2[r], k3[r]))
-                    v[4 * r, t, c] = o0
-                    v[4 * r + 1, t, c] = o1
-                    v[4 * r + 2, t, c] = o2
-                    v[4 * r + 3, t, c] = o3
+                    _set_tile_row(v, r, t, c, _bt((k0[r], k1[r], k2[r], k3[r])))
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -179,11 +204,7 @@ def _output_transform_adjoint(dypad, th, tw, dm):
                 k0 = _a((dypad[n, i0, j0, c], dypad[n, i0 + 1, j0, c]))            # A dY, column 0
                 k1 = _a((dypad[n, i0, j0 + 1, c], dypad[n, i0 + 1, j0 + 1, c]))    # A dY, column 1
                 for r in range(4):                      # row r of (A dY) A^T
-                    o0, o1, o2, o3 = _a((k0[r], k1[r]))
-                    dm[4 * r, t, c] = o0
-                    dm[4 * r + 1, t, c] = o1
-                    dm[4 * r + 2, t, c] = o2
-                    dm[4 * r + 3, t, c] = o3
+                    _set_tile_row(dm, r, t, c, _a((k0[r], k1[r])))
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -232,7 +253,7 @@ def transform_weights(w: np.ndarray) -> np.ndarray:
 def winograd_conv3x3_forward(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """y = conv2d(x, w, stride=1, padding=1) for x (N, H, W, Cin), w (3, 3, Cin, Cout): y (N, H, W, Cout).
 
-    Inputs are assumed checked by the caller (``conv2d.conv2d_forward``)."""
+    The kernel itself: inputs are assumed checked (``conv2d_winograd_forward`` checks them)."""
     n, h, width, _ = x.shape
     cout = w.shape[3]
     th, tw = _tiles(h, width)
@@ -271,3 +292,26 @@ def winograd_conv3x3_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray) -> t
     _input_transform_adjoint(dv, th, tw, 1, dxpad)                       # then odd ones
     dx = np.ascontiguousarray(dxpad[:, 1:h + 1, 1:width + 1, :])
     return dx, dw
+
+
+# ------------------------------------------------------------------------------- the sibling op
+def conv2d_winograd_forward(x, w, stride=1, padding=1):
+    """conv2d_forward's signature and result, by Winograd F(2x2, 3x3): x (N, H, W, Cin), w (3, 3, Cin,
+    Cout), stride 1, padding 1 or "same". Returns y (N, H, W, Cout) and the cache.
+
+    Cache: WinogradCache(x, w, stride, pads), algorithm "winograd": x to recompute V, w for U.
+    Another geometry (``applies`` is False) is a ValueError: conv2d_forward (im2col) covers every conv.
+    """
+    x, w, stride, pads = check_conv_inputs(x, w, stride, padding, depthwise=False)
+    if not applies(w.shape, stride, pads):
+        raise ValueError(f"conv2d_winograd_forward: Winograd F(2x2, 3x3) covers 3x3 stride-1 convs padded by 1 on "
+                         f"every side, got kernel {w.shape[0]}x{w.shape[1]}, stride {stride}, pads {pads} "
+                         f"(conv2d_forward covers every conv)")
+    return winograd_conv3x3_forward(x, w), WinogradCache(x, w, stride, pads)
+
+
+def conv2d_winograd_backward(dy, cache: WinogradCache):
+    """Gradients of conv2d_winograd_forward: (dx (N, H, W, Cin), dw (3, 3, Cin, Cout)), as conv2d_backward."""
+    dy = check_upstream_gradient(dy, cache)
+    check_algorithm(cache, "winograd", "conv2d_winograd_backward")
+    return winograd_conv3x3_backward(dy, cache.x, cache.w)

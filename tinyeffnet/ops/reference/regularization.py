@@ -29,6 +29,22 @@ def drop_scale(p: float, dtype) -> np.generic:
     return np.dtype(dtype).type(1 / (1 - p))
 
 
+def draw_keep(x: np.ndarray, p: float, rng, per_sample: bool) -> tuple:
+    """The coins, for every tier: (keep, scale). keep = (u >= p), u = rng.random(shape, dtype=x.dtype),
+    shape x's (dropout, one coin per element) or (N, 1, ..., 1) (drop path, one coin per sample);
+    scale = 1 / (1 - p) in x's dtype. The same rng gives the same mask in all three tiers."""
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1) if per_sample else x.shape   # (N, 1, 1, 1) or x's
+    return rng.random(shape, dtype=x.dtype) >= p, drop_scale(p, x.dtype)
+
+
+def _masked_forward(x, p, rng, training, per_sample: bool):
+    x, p = validate_drop_inputs(x, p, rng, training, op="drop_path_forward" if per_sample else "dropout_forward")
+    if not training or p == 0:
+        return x, (None, None, x.shape, x.dtype)
+    keep, scale = draw_keep(x, p, rng, per_sample)
+    return x * keep * scale, (keep, scale, x.shape, x.dtype)
+
+
 def dropout_forward(x, p, rng, training=True):
     """y = x * keep / (1 - p), keep ~ Bernoulli(1 - p) per element. Identity if p == 0 or not training.
 
@@ -36,12 +52,7 @@ def dropout_forward(x, p, rng, training=True):
     Cache: (keep, scale, shape, dtype). keep is a boolean mask of x's shape (1 byte per entry, not a
     float array), scale = 1 / (1 - p); keep is None for the identity.
     """
-    x, p = validate_drop_inputs(x, p, rng, training)
-    if not training or p == 0:
-        return x, (None, None, x.shape, x.dtype)
-    keep = rng.random(x.shape, dtype=x.dtype) >= p                 # x's shape, bool
-    scale = drop_scale(p, x.dtype)
-    return x * keep * scale, (keep, scale, x.shape, x.dtype)
+    return _masked_forward(x, p, rng, training, per_sample=False)
 
 
 def drop_path_forward(x, p, rng, training=True):
@@ -50,13 +61,7 @@ def drop_path_forward(x, p, rng, training=True):
     x: (N, ...), e.g. (N, H, W, C); the mask has shape (N, 1, ..., 1) and broadcasts over the rest.
     Cache: (keep, scale, shape, dtype) as in dropout_forward, keep of shape (N, 1, ..., 1).
     """
-    x, p = validate_drop_inputs(x, p, rng, training, op="drop_path_forward")
-    if not training or p == 0:
-        return x, (None, None, x.shape, x.dtype)
-    mask_shape = (x.shape[0],) + (1,) * (x.ndim - 1)              # (N, 1, 1, 1)
-    keep = rng.random(mask_shape, dtype=x.dtype) >= p
-    scale = drop_scale(p, x.dtype)
-    return x * keep * scale, (keep, scale, x.shape, x.dtype)
+    return _masked_forward(x, p, rng, training, per_sample=True)
 
 
 def _masked_backward(dy, cache, per_sample: bool):

@@ -1,0 +1,156 @@
+"""Fast paths are chosen once, when a layer is built (docs/DESIGN.md, section 5).
+
+A model built with fast=True (Winograd 3x3 stride-1 convs, BatchNormSiLU units) and one built with
+fast=False (im2col everywhere, BatchNorm2d + SiLU) from the same seed have the same weights, the same
+state_dict keys, and give the same logits, input gradient, parameter gradients and BatchNorm running
+statistics. The module tree says what runs, the caches say which algorithm ran, and a backward
+before its forward is a clear error.
+"""
+import numpy as np
+import pytest
+
+from tinyeffnet import nn
+from tinyeffnet.models import EfficientNetV2, Stage, create_model
+from tinyeffnet.ops import conv2d, winograd
+from tinyeffnet.testing import compare
+
+CUSTOM = [  # block, repeats, kernel, stride, expand, in, out, se
+    Stage("fused", 2, 3, 1, 1, 8, 8),           # 3x3 stride 1 (Winograd when fast), residual
+    Stage("fused", 1, 3, 1, 2, 8, 12),          # 3x3 stride-1 expand conv, no residual
+    Stage("fused", 1, 3, 2, 2, 12, 16),         # stride 2: im2col either way
+    Stage("mbconv", 2, 3, 1, 2, 16, 16, 0.25),  # depthwise, SE
+]
+
+
+def _custom(dtype, fast, padding=None):
+    return EfficientNetV2(CUSTOM, num_classes=5, head_channels=24, drop_rate=0.0, drop_path_rate=0.0,
+                          padding=padding, dtype=dtype, seed=4, fast=fast)
+
+
+def _tiny(dtype, fast):
+    return create_model("efficientnetv2_tiny", num_classes=10, drop_rate=0.0, drop_path_rate=0.0,
+                        dtype=dtype, seed=3, fast=fast)
+
+
+MODELS = {"tiny": (_tiny, (2, 24, 20, 3)),
+          "custom": (_custom, (2, 13, 10, 3)),
+          "custom-same": (lambda dtype, fast: _custom(dtype, fast, "same"), (2, 12, 9, 3))}
+
+
+def _run(model, x, dy_seed=1):
+    model.zero_grad()
+    y = model(x)
+    dy = np.random.default_rng(dy_seed).standard_normal(y.shape).astype(y.dtype)
+    dx = model.backward(dy)
+    grads = {name: p.grad.copy() for name, p in model.named_parameters()}
+    return y, dx, grads, model.state_dict()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_fast_and_readable_models_agree(name, dtype):
+    build, shape = MODELS[name]
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    fast, readable = build(dtype, True), build(dtype, False)
+    assert list(fast.state_dict()) == list(readable.state_dict())
+    for key, value in readable.state_dict().items():  # the same seed, the same weights
+        np.testing.assert_array_equal(fast.state_dict()[key], value, err_msg=key)
+    (y1, dx1, g1, s1), (y0, dx0, g0, s0) = _run(fast, x), _run(readable, x)
+    # float64: summation order only; float32: a few ulps through ~20 layers of BN reductions, with
+    # atol relative to the magnitude (testing.compare). Gradients are judged against the largest
+    # gradient of the model: some (the project BN biases, whose shift the next BN removes) are zero in
+    # exact arithmetic and hold round-off only. State (weights, running statistics) against the
+    # state's own scale: a running mean of an input centred by the previous BN is ~0 in exact arithmetic.
+    atol, rtol = (1e-10, 1e-8) if dtype == np.float64 else (1e-4, 2e-3)
+    grad_scale = max(float(np.max(np.abs(g))) for g in g0.values())
+    state_scale = max(float(np.max(np.abs(v))) for v in s0.values())
+    rows = [compare("logits", y1, y0, atol=atol, rtol=rtol), compare("dx", dx1, dx0, atol=atol, rtol=rtol)]
+    rows += [compare(k, g1[k], g0[k], atol=atol, rtol=rtol, scale=grad_scale) for k in g0]
+    rows += [compare(k, s1[k], s0[k], atol=atol, rtol=rtol, scale=state_scale) for k in s0]
+    bad = [f"{row.name}: {row.error:.2e}" for row in rows if not row.ok]
+    assert not bad, bad
+
+
+def _convs(model):
+    return [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_caches_say_which_algorithm_ran(fast):
+    model = _custom(np.float64, fast)
+    model(np.random.default_rng(0).standard_normal((1, 9, 8, 3)))
+    ran = [(conv.algorithm, conv._cache.algorithm, type(conv._cache)) for conv in _convs(model)]
+    assert all(chosen == cached for chosen, cached, _ in ran)
+    expected = {"winograd": winograd.WinogradCache, "im2col": conv2d.Im2colCache}
+    assert all(kind is expected[chosen] for chosen, _, kind in ran)
+    algorithms = {chosen for chosen, _, _ in ran}
+    assert algorithms == ({"winograd", "im2col"} if fast else {"im2col"})
+
+
+def test_the_printed_tree_is_what_runs():
+    fast_model, readable_model = _custom(np.float32, True), _custom(np.float32, False)
+    fast, readable = repr(fast_model), repr(readable_model)
+    assert "(bn): BatchNormSiLU(" in fast and "algorithm=winograd" in fast
+    assert "BatchNormSiLU" not in readable and "winograd" not in readable
+    assert "(bn): BatchNorm2d(" in readable and "algorithm=im2col" in readable
+    # the only SiLU children of the fast model are the SE blocks' own (2 MBConv blocks)
+    assert fast.count("(act): SiLU()") == 2 < readable.count("(act): SiLU()")
+    for fast_unit, readable_unit in zip(*[[m for m in model.modules() if isinstance(m, nn.ConvBNAct)]
+                                          for model in (fast_model, readable_model)]):
+        assert list(fast_unit._modules) == ["conv", "bn"]
+        if isinstance(fast_unit.bn, nn.BatchNormSiLU):
+            assert list(readable_unit._modules) == ["conv", "bn", "act"] and type(readable_unit.bn) is nn.BatchNorm2d
+    # stem (stride 2) and head (1x1) are im2col in both
+    assert "(conv): Conv2d(3, 8, kernel=3, stride=2, padding=1, algorithm=im2col)" in fast
+
+
+@pytest.mark.parametrize("kernel, stride, padding, fast, algorithm", [
+    (3, 1, None, True, "winograd"), (3, 1, 1, True, "winograd"), (3, 1, "same", True, "winograd"),
+    (3, 1, None, False, "im2col"), (3, 2, None, True, "im2col"), (3, 2, "same", True, "im2col"),
+    (3, 1, 0, True, "im2col"), (1, 1, None, True, "im2col"), (5, 1, None, True, "im2col"),
+])
+def test_conv2d_picks_its_op_pair_when_built(kernel, stride, padding, fast, algorithm):
+    conv = nn.Conv2d(2, 3, kernel, stride, padding, fast=fast)
+    assert conv.algorithm == algorithm
+    assert (conv.forward_op, conv.backward_op) == nn.Conv2d.ALGORITHMS[algorithm]
+    assert f"algorithm={algorithm}" in repr(conv)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("make", [
+    lambda fast: nn.Conv2d(3, 4, 3, fast=fast),
+    lambda fast: nn.ConvBNAct(3, 4, 3, fast=fast),
+    lambda fast: nn.ConvBNAct(3, 4, 1, act=False, fast=fast),
+    lambda fast: nn.FusedMBConv(3, 3, 3, 1, 1, fast=fast),
+    lambda fast: _custom(np.float32, fast),
+], ids=["Conv2d", "ConvBNAct", "ConvBN", "FusedMBConv", "model"])
+def test_backward_before_forward_is_a_clear_error(make, fast):
+    module = make(fast)
+    dy = np.zeros((1, 5) if isinstance(module, EfficientNetV2) else (1, 4, 4, module_out(module)), np.float32)
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        module.backward(dy)
+
+
+def module_out(module):
+    return {nn.Conv2d: 4, nn.ConvBNAct: 4, nn.FusedMBConv: 3}[type(module)]
+
+
+def test_fast_must_be_a_bool():
+    for build in (lambda: nn.Conv2d(3, 4, 3, fast="yes"), lambda: nn.ConvBNAct(3, 4, 3, fast=1),
+                  lambda: create_model("efficientnetv2_tiny", fast=None)):
+        with pytest.raises(TypeError, match="fast"):
+            build()
+
+
+def test_a_cache_is_a_plain_attribute_and_parameters_still_register():
+    class Holder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self._cache = (1, 2)                              # private state: not registered
+            self._weight = nn.Parameter(np.zeros(2))           # a Parameter registers under any name
+            self._child = nn.SiLU()
+
+    holder = Holder()
+    assert list(holder._parameters) == ["_weight"] and list(holder._modules) == ["_child"]
+    holder._child = None                                      # replacing a registered child unregisters it
+    assert not holder._modules and holder._cache == (1, 2)
