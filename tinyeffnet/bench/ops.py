@@ -69,7 +69,8 @@ def _inputs(case: Case, rng: np.random.Generator) -> dict:
     arrays = {"x": x}
     if case.op == "conv":
         fan_in = case.k * case.k * case.shape[-1]
-        arrays["w"] = (rng.standard_normal((case.k, case.k, case.shape[-1], case.cout)) / np.sqrt(fan_in)).astype(np.float32)
+        w = rng.standard_normal((case.k, case.k, case.shape[-1], case.cout)) / np.sqrt(fan_in)
+        arrays["w"] = w.astype(np.float32)
     elif case.op == "dw":
         arrays["w"] = (rng.standard_normal((case.k, case.k, case.shape[-1])) / case.k).astype(np.float32)
     elif case.op in ("bn", "bn_silu"):
