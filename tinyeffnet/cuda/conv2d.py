@@ -30,34 +30,17 @@ cache keeps x, not col (col is KH*KW times larger); backward rebuilds col, as th
 """
 from __future__ import annotations
 
-from typing import NamedTuple
 
-from ..ops._checks import check_conv_geometry, conv_output_size
+from ..ops._checks import ConvCache, check_conv_geometry
 from ._runtime import as_device_float_array, check_gradient, cuda, empty, kernel, launch
 from .gemm import matmul
 
 SIG_4 = "{t}[:, :, :, ::1]"
 
 
-class DeviceConvCache(NamedTuple):
-    """What a conv backward needs (dense and depthwise): x (for dw), w (for dx), stride, pads
-    (top, bottom, left, right). Device arrays; the same fields as ``ops._checks.ConvCache``, which it
-    cannot be yet: that one's output_shape reads ``w.shape[-1]``, and the simulator's device arrays
-    have a shape that takes no negative index (hence ``tuple(...)`` here)."""
-
-    x: object
-    w: object
-    stride: int
-    pads: tuple
-
-    @property
-    def output_shape(self) -> tuple:
-        n, h, width, _ = self.x.shape
-        kh, kw = self.w.shape[:2]
-        top, bottom, left, right = self.pads
-        ho = conv_output_size(h, kh, self.stride, top, bottom)
-        wo = conv_output_size(width, kw, self.stride, left, right)
-        return (n, ho, wo, tuple(self.w.shape)[-1])
+# What a conv backward needs (x for dw, w for dx, stride, pads): the CPU tiers' cache type, holding
+# device arrays here. One contract for every tier (ops/_checks.py).
+DeviceConvCache = ConvCache
 
 
 def check_device_conv_inputs(x, w, stride, padding, depthwise: bool):

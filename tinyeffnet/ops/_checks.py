@@ -276,7 +276,7 @@ class ConvCache(NamedTuple):
         top, bottom, left, right = self.pads
         ho = conv_output_size(h, kh, self.stride, top, bottom)
         wo = conv_output_size(width, kw, self.stride, left, right)
-        return (n, ho, wo, self.w.shape[-1])
+        return (n, ho, wo, tuple(self.w.shape)[-1])   # tuple(): a simulator device array's shape takes no -1
 
 
 def _conv_op(depthwise: bool, direction: str) -> str:
