@@ -10,6 +10,7 @@ import torchvision
 
 import tinyeffnet.models as models
 from tinyeffnet import interop
+from tinyeffnet.nn import BatchNorm2d
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,7 @@ def test_tf_efficientnetv2_b0_matches_timm_logits():
     ours = models.create_model("tf_efficientnetv2_b0", drop_rate=0.0, drop_path_rate=0.0)
     rng = np.random.default_rng(0)
     for module in ours.modules():
-        if type(module).__name__ == "BatchNorm2d":
+        if isinstance(module, BatchNorm2d):            # BatchNormSiLU (the fast path) included
             module.weight.data[...] = rng.uniform(0.5, 1.5, module.channels)
             module.bias.data[...] = rng.normal(0, 0.1, module.channels)
             module.running_mean[...] = rng.normal(0, 0.1, module.channels)
@@ -314,7 +315,7 @@ def test_save_npz_writes_exactly_the_path(tiny, tmp_path):
 def _randomize_bn(model, seed=1):
     rng = np.random.default_rng(seed)
     for module in model.modules():
-        if type(module).__name__ == "BatchNorm2d":
+        if isinstance(module, BatchNorm2d):            # BatchNormSiLU (the fast path) included
             module.weight.data[...] = rng.uniform(0.5, 1.5, module.channels)
             module.bias.data[...] = rng.normal(0, 0.1, module.channels)
             module.running_mean[...] = rng.normal(0, 0.1, module.channels)
