@@ -77,18 +77,23 @@ def test_timm_round_trip(tiny):
     assert _same_state(tiny, other)
 
 
+def _randomize_bn(model, rng):
+    """BN weights and running statistics away from their init (drawn from rng), so every one is tested."""
+    for module in model.modules():
+        if isinstance(module, BatchNorm2d):            # BatchNormSiLU (the fast path) included
+            module.weight.data[...] = rng.uniform(0.5, 1.5, module.channels)
+            module.bias.data[...] = rng.normal(0, 0.1, module.channels)
+            module.running_mean[...] = rng.normal(0, 0.1, module.channels)
+            module.running_var[...] = rng.uniform(0.5, 1.5, module.channels)
+
+
 def test_tf_efficientnetv2_b0_matches_timm_logits():
     """timm's tf_ variant uses TF "same" padding (asymmetric at stride 2 on even sizes) and eps 1e-3.
     float32, eval mode, random BN statistics. Tolerance 1e-5 relative to the largest logit (measured
     ~5e-7; the symmetric-padding model differs by ~5e-3 at 64x64, so padding is really tested)."""
     ours = models.create_model("tf_efficientnetv2_b0", drop_rate=0.0, drop_path_rate=0.0)
     rng = np.random.default_rng(0)
-    for module in ours.modules():
-        if isinstance(module, BatchNorm2d):            # BatchNormSiLU (the fast path) included
-            module.weight.data[...] = rng.uniform(0.5, 1.5, module.channels)
-            module.bias.data[...] = rng.normal(0, 0.1, module.channels)
-            module.running_mean[...] = rng.normal(0, 0.1, module.channels)
-            module.running_var[...] = rng.uniform(0.5, 1.5, module.channels)
+    _randomize_bn(ours, rng)
     theirs = timm.create_model("tf_efficientnetv2_b0", pretrained=False).eval()
     theirs.load_state_dict({k: torch.from_numpy(v) for k, v in interop.timm_state_dict(ours).items()})
     ours.eval()
@@ -312,23 +317,13 @@ def test_save_npz_writes_exactly_the_path(tiny, tmp_path):
 
 
 # ------------------------------------------------------------------------------ torchvision_model
-def _randomize_bn(model, seed=1):
-    rng = np.random.default_rng(seed)
-    for module in model.modules():
-        if isinstance(module, BatchNorm2d):            # BatchNormSiLU (the fast path) included
-            module.weight.data[...] = rng.uniform(0.5, 1.5, module.channels)
-            module.bias.data[...] = rng.normal(0, 0.1, module.channels)
-            module.running_mean[...] = rng.normal(0, 0.1, module.channels)
-            module.running_var[...] = rng.uniform(0.5, 1.5, module.channels)
-
-
 @pytest.mark.parametrize("name", ["efficientnetv2_tiny", "efficientnetv2_b2"])
 def test_torchvision_model_computes_what_ours_computes(name):
     """Variants torchvision has no builder for (tiny; B2 with width 1.1 and depth 1.2) become a
     torchvision EfficientNet with the same logits. float32, eval mode, random BN statistics;
     tolerance 1e-5 relative to the largest logit (measured ~1e-6)."""
     ours = models.create_model(name, num_classes=7, drop_rate=0.3, drop_path_rate=0.2, bn_eps=1e-3)
-    _randomize_bn(ours)
+    _randomize_bn(ours, np.random.default_rng(1))
     ours.eval()
     theirs = interop.torchvision_model(ours)
     assert isinstance(theirs, torchvision.models.EfficientNet) and not theirs.training

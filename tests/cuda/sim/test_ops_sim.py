@@ -112,16 +112,20 @@ def test_depthwise_matches_cpu(shape, kernel, stride, padding, dtype):
               ["dx", "dw (version 1)"])
 
 
+def _bn_inputs(rng, shape, dtype):
+    """x (..., C) away from zero mean and unit scale, gamma, beta, running mean and variance (C,)."""
+    channels = shape[-1]
+    x = _rand(rng, shape, dtype) * dtype(2) + dtype(0.5)
+    gamma, beta = _rand(rng, (channels,), dtype), _rand(rng, (channels,), dtype)
+    return x, gamma, beta, _rand(rng, (channels,), dtype), rng.uniform(0.5, 2.0, channels).astype(dtype)
+
+
 # ------------------------------------------------------------------------------------- batchnorm
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,training", [((2, 3, 3, 4), True), ((5, 3), True), ((2, 2, 3, 4), False)])
 def test_batchnorm_matches_cpu_with_running_stats(shape, training, dtype):
     rng = np.random.default_rng(0)
-    channels = shape[-1]
-    x = _rand(rng, shape, dtype) * dtype(2) + dtype(0.5)
-    gamma, beta = _rand(rng, (channels,), dtype), _rand(rng, (channels,), dtype)
-    running_mean_cpu = _rand(rng, (channels,), dtype)
-    running_var_cpu = rng.uniform(0.5, 2.0, channels).astype(dtype)
+    x, gamma, beta, running_mean_cpu, running_var_cpu = _bn_inputs(rng, shape, dtype)
     running_mean_gpu, running_var_gpu = tc.to_device(running_mean_cpu), tc.to_device(running_var_cpu)
     y_cpu, cache_cpu = ops.batchnorm_forward(x, gamma, beta, running_mean_cpu, running_var_cpu, training,
                                              momentum=0.1, eps=1e-3)
@@ -217,11 +221,7 @@ def test_dropout_identity_in_eval(name):
 @pytest.mark.parametrize("shape,training", [((2, 3, 3, 4), True), ((5, 3), True), ((2, 2, 3, 4), False)])
 def test_batchnorm_silu_matches_cpu_with_running_stats(shape, training, dtype):
     rng = np.random.default_rng(0)
-    channels = shape[-1]
-    x = _rand(rng, shape, dtype) * dtype(2) + dtype(0.5)
-    gamma, beta = _rand(rng, (channels,), dtype), _rand(rng, (channels,), dtype)
-    running_mean_cpu = _rand(rng, (channels,), dtype)
-    running_var_cpu = rng.uniform(0.5, 2.0, channels).astype(dtype)
+    x, gamma, beta, running_mean_cpu, running_var_cpu = _bn_inputs(rng, shape, dtype)
     running_mean_gpu, running_var_gpu = tc.to_device(running_mean_cpu), tc.to_device(running_var_cpu)
     y_cpu, cache_cpu = ops.batchnorm_silu_forward(x, gamma, beta, running_mean_cpu, running_var_cpu, training)
     y_gpu, cache_gpu = tc.batchnorm_silu_forward(tc.to_device(x), tc.to_device(gamma), tc.to_device(beta),
