@@ -19,7 +19,8 @@ from . import ops as cpu_ops
 
 
 def _on_host(x) -> bool:
-    return isinstance(x, np.ndarray)
+    """A numpy array, or a numpy scalar (what a CPU loss is)."""
+    return isinstance(x, (np.ndarray, np.generic))
 
 
 def _cuda():

@@ -8,7 +8,7 @@
    TF32 off) at EfficientNetV2-S shapes, batch 32, 224 px: a table of medians and ratios
    (tinyeffnet / torch; below 1 means tinyeffnet is faster) from the same run (``time_ops``);
 4. the whole-model training step (``model_training_step``): EfficientNetV2-S, forward, loss, backward
-   and SGD all on the GPU (``tinyeffnet.cuda.train_step``), against the CPU at batch 2, 128 px, float64
+   and SGD all on the GPU (``tinyeffnet.train.update_step``, the CPU's step), against the CPU at batch 2, 128 px, float64
    and float32 (loss, logits, a few gradients, BN running statistics, updated weights:
    ``model_parity``), and its time against torchvision's efficientnet_v2_s in PyTorch CUDA eager,
    float32, TF32 off, batch 32, 224 px, as a ratio of medians from the same run (``time_model_step``).
@@ -300,8 +300,8 @@ def model_parity(name: str = MODEL, batch: int = 2, size: int = 128, dtypes=(np.
     the same dropout / drop-path coins: loss, logits, a few parameter gradients, BN running statistics
     and an updated parameter, per dtype. Returns rows (name, ok, error) (error <= 1 is ok, ``compare``).
 
-    CPU: tinyeffnet.optim.SGD after forward, loss, backward. GPU: tinyeffnet.cuda.train_step with
-    tinyeffnet.cuda.SGD. float64 shows that both compute the same function (only summation order
+    CPU: tinyeffnet.optim.SGD after forward, loss, backward. GPU: tinyeffnet.train.update_step (the
+    same function the CPU trains with) with tinyeffnet.cuda.SGD. float64 shows that both compute the same function (only summation order
     differs); float32 shows the rounding that builds up through the whole network.
     """
     import copy
@@ -311,6 +311,7 @@ def model_parity(name: str = MODEL, batch: int = 2, size: int = 128, dtypes=(np.
     from tinyeffnet.models import create_model
     from tinyeffnet.optim import SGD as HostSGD
     from tinyeffnet.testing import rel_error
+    from tinyeffnet.train import update_step
 
     rows = []
     for dtype in dtypes:
@@ -328,8 +329,8 @@ def model_parity(name: str = MODEL, batch: int = 2, size: int = 128, dtypes=(np.
         cpu.backward(dlogits)
         opt_cpu.step()
         cpu_s = time.perf_counter() - start
-        loss_gpu, logits_gpu = tc.train_step(gpu, tc.to_device(x), labels, tc.SGD(gpu.parameters(), **SGD_OPTIONS),
-                                             SMOOTHING)
+        loss_gpu, logits_gpu = update_step(gpu, tc.SGD(gpu.parameters(), **SGD_OPTIONS), tc.to_device(x), labels,
+                                           SMOOTHING, check_finite=False)
         progress(f"   {name} {t} batch {batch} at {size} px: CPU step {cpu_s:.1f} s (with compilation)")
         gpu_params, cpu_params = dict(gpu.named_parameters()), dict(cpu.named_parameters())
         gpu_buffers, cpu_buffers = dict(gpu.named_buffers()), dict(cpu.named_buffers())
@@ -349,15 +350,16 @@ def model_parity(name: str = MODEL, batch: int = 2, size: int = 128, dtypes=(np.
 
 
 def _our_model_step(name: str, batch: int, size: int):
-    """A closure running one tinyeffnet.cuda.train_step (float32) on a fixed batch already on the GPU."""
+    """A closure running one tinyeffnet.train.update_step (float32) on a fixed batch already on the GPU."""
     import tinyeffnet.cuda as tc
     from tinyeffnet.models import create_model
+    from tinyeffnet.train import update_step
 
     model = create_model(name).to("cuda").train()
     optimizer = tc.SGD(model.parameters(), **SGD_OPTIONS)
     images, labels = _batch(np.random.default_rng(0), batch, size, model.num_classes, np.float32)
     x = tc.to_device(images)                                     # (N, H, W, 3) on the GPU
-    return lambda: tc.train_step(model, x, labels, optimizer, SMOOTHING)
+    return lambda: update_step(model, optimizer, x, labels, SMOOTHING, check_finite=False)
 
 
 def _torch_model_step(batch: int, size: int):

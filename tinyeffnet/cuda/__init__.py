@@ -10,15 +10,15 @@ signatures, taking and returning numba device arrays (channels-last, float32 or 
 
 One file per op family, as in ``tinyeffnet.ops`` (conv2d, depthwise, batchnorm, activations, pooling,
 linear, losses, regularization, fused), plus ``gemm`` (the tiled matrix multiply), ``elementwise`` (residual
-add, Squeeze-Excite gate, fills, copies, SGD update, sums), ``training`` (``SGD`` on device arrays and
-``train_step``, a whole training step on the GPU) and ``_runtime`` (the launch rule every kernel
+add, Squeeze-Excite gate, fills, copies, SGD update, sums), ``optim`` (``SGD`` on device arrays) and ``_runtime`` (the launch rule every kernel
 follows, the kernel registry, device-array checks).
 
 A whole model on the GPU (every layer dispatches through ``tinyeffnet.backend``)::
 
     >>> model = tinyeffnet.create_model("efficientnetv2_s").to("cuda")   # parameters, grads, BN stats
     >>> opt = tc.SGD(model.parameters(), lr=0.1, momentum=0.9)           # tinyeffnet.optim.SGD's API
-    >>> loss, logits = tc.train_step(model, tc.to_device(images), labels, opt)  # no host round trip
+    >>> from tinyeffnet.train import update_step                          # the CPU's step, unchanged
+    >>> loss, logits = update_step(model, opt, tc.to_device(images), labels, check_finite=False)
     >>> model.to("cpu")                                                  # everything back in numpy
 
 Each kernel is a plain Python function (one thread's work) compiled by ``cuda.jit``;
@@ -58,12 +58,12 @@ _EXPORTS = {
     "fill": "elementwise", "axpy": "elementwise", "copy": "elementwise", "zeros": "elementwise",
     # device helpers, not ops (the CPU has numpy for these): the optimiser update, sums, the GEMM
     "sgd_step": "elementwise", "total": "elementwise", "column_sums": "elementwise", "matmul": "gemm",
-    # the model level: SGD on device arrays, one training step on the device
-    "SGD": "training", "train_step": "training",
+    # the optimiser level: SGD on device arrays (the step itself is tinyeffnet.train.update_step)
+    "SGD": "optim",
 }
 
 # what only this tier has, not ops: device helpers, the model level, moving arrays
-DEVICE_HELPERS = ["sgd_step", "total", "column_sums", "matmul", "SGD", "train_step", "to_device", "to_host"]
+DEVICE_HELPERS = ["sgd_step", "total", "column_sums", "matmul", "SGD", "to_device", "to_host"]
 # the ops: tinyeffnet.ops.OP_NAMES, the same set in every tier (tests/test_tiers.py)
 OPS = [name for name in _EXPORTS if name not in DEVICE_HELPERS]
 __all__ = ["is_available", "require_available", "to_device", "to_host", "CudaUnavailableError", "INSTALL_HINT",

@@ -4,8 +4,9 @@ Read algorithm.py first: it is the whole training algorithm in one sitting, with
 or progress bar in the way. The other files are what turns it into a run you can leave overnight.
 
     algorithm.py   the paper's Algorithm 1: the stage schedule (S_i, Phi_i interpolated linearly
-                   over M stages), normalize, augment, the mixup loss, one device-neutral
-                   ``train_step``, ``train_epoch`` and ``evaluate``
+                   over M stages), normalize, augment, one step of Algorithm 1
+                   (``train_step``) around the device-neutral ``update_step`` (CPU or GPU),
+                   ``train_epoch`` and ``evaluate``
     config.py      ``TrainConfig``: every setting of a run, each checked when the config is made
     runner.py      ``Trainer`` and ``train()``: builds data, model and optimizer, walks the schedule,
                    checkpoints (atomic, never non-finite), exact resume, metrics.jsonl, Ctrl-C,
@@ -16,8 +17,8 @@ Imports go one way: algorithm imports config; runner imports algorithm, config a
 plots import nothing from this package. Everything is importable from here, as from the single
 module this package once was: ``from tinyeffnet.train import train``.
 """
-from .algorithm import (NonFiniteLoss, StageSettings, augment, evaluate, evaluate_with_ema, mixed_loss, normalize,
-                        progressive_schedule, stage_of_epoch, train_epoch, train_step)
+from .algorithm import (NonFiniteLoss, StageSettings, augment, evaluate, evaluate_with_ema, normalize,
+                        progressive_schedule, stage_of_epoch, train_epoch, train_step, update_step)
 from .config import DEFAULT_BATCH_SIZE, DEFAULT_OUT, TrainConfig, fitting_batch_size, output_folder
 from .plots import plot_curves, read_metrics
 from .runner import (CHECKPOINT, CURVES, METRICS, Trainer, TrainingDiverged, build_data, build_lr_schedule,
@@ -31,8 +32,8 @@ from .runner import (_Counters, _deferred_interrupts, _interactive, _one_line, _
 
 __all__ = [
     # algorithm.py
-    "StageSettings", "progressive_schedule", "stage_of_epoch", "normalize", "augment", "mixed_loss",
-    "NonFiniteLoss", "train_step", "train_epoch", "evaluate", "evaluate_with_ema",
+    "StageSettings", "progressive_schedule", "stage_of_epoch", "normalize", "augment",
+    "NonFiniteLoss", "train_step", "update_step", "train_epoch", "evaluate", "evaluate_with_ema",
     # config.py
     "TrainConfig", "DEFAULT_BATCH_SIZE", "DEFAULT_OUT", "output_folder", "fitting_batch_size",
     # runner.py

@@ -19,7 +19,7 @@ Algorithm 1, and the function of this file that does each line:
             for each batch at size S_i:                  train_step
                 flip + RandAugment(Phi_i)                  augment
                 mixup(Phi_i)                               mixup_params / mixup_apply
-                forward, loss, backward, step, EMA         normalize, mixed_loss
+                forward, loss, backward, step, EMA         update_step (CPU or GPU)
             evaluate at the eval size (EMA weights)      evaluate_with_ema / evaluate
 
 Numbering: everything a person reads counts from 1, as people count: messages, the progress bar,
@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import ops
+from .. import backend, ops
 from ..data import horizontal_flip, mixup_apply, mixup_params, rand_augment
 from ..optim import set_lr
 from .config import TrainConfig
@@ -118,20 +118,6 @@ def augment(images: np.ndarray, stage: StageSettings, rng: np.random.Generator) 
     return images
 
 
-def mixed_loss(logits, labels, lam: float, perm, label_smoothing: float):
-    """Cross-entropy against the mixed target lam*y + (1-lam)*y[perm] (mixup).
-
-    Cross-entropy is linear in the target distribution, so the loss and its gradient are the
-    lam-weighted sums of the two ordinary losses. perm None means no mixup.
-    """
-    loss, dlogits = ops.softmax_cross_entropy(logits, labels, label_smoothing)
-    if perm is None or lam >= 1.0:
-        return float(loss), dlogits
-    loss2, dlogits2 = ops.softmax_cross_entropy(logits, labels[perm], label_smoothing)
-    lam_t = logits.dtype.type(lam)
-    return float(lam * loss + (1 - lam) * loss2), lam_t * dlogits + (1 - lam_t) * dlogits2
-
-
 # ------------------------------------------------------------------------------------ one step
 class NonFiniteLoss(FloatingPointError):
     """The loss of a step was NaN or Inf. Raised before the backward pass, so the weights are
@@ -144,35 +130,78 @@ class NonFiniteLoss(FloatingPointError):
 
 def train_step(model, optimizer, images, labels, stage: StageSettings, rng: np.random.Generator, *,
                label_smoothing: float, lr: float | None = None, ema=None) -> tuple:
-    """One optimizer step of the stage on one batch. Returns (loss, number correct).
+    """One optimizer step of the stage on one batch. Returns (loss, number correct) as Python numbers.
 
-    images (B, S_i, S_i, 3) in [0, 1] at the stage's size, labels (B,) ints. ``rng`` draws the
-    augmentation and mixup; ``lr`` (None: keep the optimizer's) is the schedule's value for this
-    step; ``ema`` (or None) is updated after the step. NonFiniteLoss if the loss is NaN or Inf.
-    The step knows nothing of epochs, checkpoints or counters: the caller keeps those.
+    images (B, S_i, S_i, 3) in [0, 1] at the stage's size, labels (B,) ints, both on the host (the
+    data pipeline is NumPy); the model may live on the CPU or on the GPU (``model.to("cuda")``):
+    ``update_step`` moves the batch to it. ``rng`` draws the augmentation and mixup; ``lr`` (None:
+    keep the optimizer's) is the schedule's value for this step; ``ema`` (or None) is updated after
+    the step. NonFiniteLoss if the loss is NaN or Inf. The step knows nothing of epochs,
+    checkpoints or counters: the caller keeps those.
     """
     # 1. Regularization Phi_i: flip + RandAugment, then mixup (lam = 1, perm None: no mixup).
     images = augment(images, stage, rng)                                      # (B, S, S, 3)
-    lam, perm = 1.0, None
+    targets, lam, perm = labels, 1.0, None                                    # (B,) class indices
     if stage.mixup > 0:
         lam, perm = mixup_params(len(labels), stage.mixup, rng)
-        images = mixup_apply(images, labels, model.num_classes, lam, perm)[0]
+        images, targets = mixup_apply(images, labels, model.num_classes, lam, perm)   # targets (B, K)
     if lr is not None:
         set_lr(optimizer, lr)
-    # 2. Forward and loss. A NaN/Inf loss stops here, before it can reach a single weight.
-    logits = model(normalize(images))                                         # (B, classes)
-    loss, dlogits = mixed_loss(logits, labels, lam, perm, label_smoothing)    # float, (B, classes)
-    if not math.isfinite(loss):
-        raise NonFiniteLoss(loss)
-    # 3. Backward (gradients accumulate, so clear them first), the update, the EMA of the weights.
-    model.zero_grad()
+    # 2. Forward, loss, backward, update, EMA: on whichever device holds the model.
+    loss, logits = update_step(model, optimizer, normalize(images), targets, label_smoothing, ema=ema)
+    # With mixup the image is mostly image[perm] when lam < 0.5: score against its main label.
+    main_labels = labels if perm is None or lam >= 0.5 else labels[perm]
+    predicted = np.argmax(backend.to_host(logits), axis=1)                    # (B,)
+    return float(backend.to_host(loss)), int(np.sum(predicted == main_labels))
+
+
+def update_step(model, optimizer, x, targets, label_smoothing: float = 0.0, *, ema=None,
+                check_finite: bool = True) -> tuple:
+    """Forward, loss, backward, optimizer step and EMA on one prepared batch, on the model's device.
+
+        logits = model(x);  L, dL/dlogits = softmax_cross_entropy(logits, targets, ls)
+        (L NaN or Inf: NonFiniteLoss, nothing updated);  clear grads;  model.backward;  optimizer.step
+
+    x: (B, S, S, 3) normalized images, numpy or already on the model's device (a numpy batch is cast
+    to the model's dtype and moved there); targets: (B,) class indices, or (B, K) probabilities
+    (mixup: lam onehot(y) + (1 - lam) onehot(y[perm]); cross-entropy is linear in the target, so this
+    is the lam-weighted sum of the two losses). The same code runs on every device: the loss and
+    the model's layers ask ``backend.ops_for`` for the tier. Returns (loss, logits): a 0-d value
+    and (B, K), both on the model's device. ``check_finite`` reads the loss (one scalar: on a GPU,
+    the step's only wait for the device); False skips the check and keeps the step asynchronous.
+    """
+    tier = backend.ops_for(_weights(model))                                  # the tier holding the model
+    x = _on_model_device(model, x)                                           # (B, S, S, 3)
+    logits = model(x)                                                        # (B, K)
+    loss, dlogits = tier.softmax_cross_entropy(logits, _on_model_dtype(model, targets), label_smoothing)
+    if check_finite and not math.isfinite(float(backend.to_host(loss))):     # before any weight moves
+        raise NonFiniteLoss(float(backend.to_host(loss)))
+    model.zero_grad()                                # gradients accumulate: clear them first
     model.backward(dlogits)
     optimizer.step()
     if ema is not None:
         ema.update()
-    # With mixup the image is mostly image[perm] when lam < 0.5: score against its main label.
-    main_labels = labels if perm is None or lam >= 0.5 else labels[perm]
-    return loss, int(np.sum(np.argmax(logits, axis=1) == main_labels))
+    return loss, logits
+
+
+def _weights(model):
+    """One weight array of the model: it tells the device and dtype that every parameter shares."""
+    return next(iter(model.parameters())).data
+
+
+def _on_model_dtype(model, a):
+    """A float array (images, probability targets) in the model's dtype; integer labels unchanged."""
+    dtype = _weights(model).dtype
+    if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.dtype != dtype:
+        return a.astype(dtype)
+    return a
+
+
+def _on_model_device(model, x):
+    """The batch on the device of the model's weights (a numpy batch cast to their dtype first)."""
+    on_host = isinstance(_weights(model), np.ndarray)
+    x = _on_model_dtype(model, x)
+    return backend.to_host(x) if on_host else backend.to_device(x)
 
 
 # ------------------------------------------------------------------------------- the loop

@@ -9,8 +9,10 @@ launch is a few hundred threads (the simulator runs about 1,000 per second).
 
 The CPU model and a deep copy of it moved with ``.to("cuda")`` get the same weights and the same
 numpy Generator (the dropout / drop-path coins are drawn on the host, so the masks are equal). One
-training step runs on both: on the device through ``tinyeffnet.cuda.train_step`` (forward, loss,
-backward, ``tinyeffnet.cuda.SGD``), on the CPU through ``tinyeffnet.optim.SGD``. Compared: loss,
+training step runs on both: on the device through ``tinyeffnet.train.update_step`` (forward, loss,
+backward, ``tinyeffnet.cuda.SGD``), on the CPU written out by hand with ``tinyeffnet.optim.SGD``.
+Then Algorithm 1's whole step, ``tinyeffnet.train.train_step`` (flip, mixup, soft-target loss), runs on
+both devices from the same generator: the same function, only the model's device differs. Compared: loss,
 logits, every parameter gradient, every BatchNorm running statistic, every updated parameter and
 momentum buffer, then an eval-mode forward with the updated weights.
 
@@ -31,6 +33,7 @@ from tinyeffnet.models.efficientnetv2 import EfficientNetV2
 from tinyeffnet.nn import BatchNorm2d
 from tinyeffnet.optim import SGD as HostSGD
 from tinyeffnet.testing import compare
+from tinyeffnet.train import StageSettings, train_step, update_step
 
 DTYPES = [np.float32, np.float64]
 TOLERANCE = {np.float32: dict(atol=1e-5, rtol=1e-4), np.float64: dict(atol=1e-10, rtol=1e-10)}
@@ -92,7 +95,7 @@ def step(request):
     x = _images(dtype)
     loss_cpu, logits_cpu, opt_cpu = _cpu_step(cpu, x)
     opt_gpu = tc.SGD(gpu.parameters(), **SGD_OPTIONS)
-    loss_gpu, logits_gpu = tc.train_step(gpu, tc.to_device(x), LABELS, opt_gpu, SMOOTHING)
+    loss_gpu, logits_gpu = update_step(gpu, opt_gpu, tc.to_device(x), LABELS, SMOOTHING, check_finite=False)
     return dict(dtype=dtype, cpu=cpu, gpu=gpu, x=x, opt_cpu=opt_cpu, opt_gpu=opt_gpu,
                 loss=(loss_gpu, loss_cpu), logits=(logits_gpu, logits_cpu))
 
@@ -223,3 +226,26 @@ def test_host_input_to_a_device_model_is_refused():
     model = tiny_model(np.float32).to("cuda")
     with pytest.raises(TypeError, match="w must be a numpy.ndarray"):
         model(_images(np.float32))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_algorithm_train_step_is_the_same_function_on_both_devices(dtype):
+    """train_step with mixup (soft targets) on a CPU model and on its device copy, same generator:
+    the same loss, the same number correct, the same updated weights."""
+    stage = StageSettings(index=0, epochs=(0,), image_size=8, dropout=0.5, randaug=0.0, mixup=0.8)
+    cpu = tiny_model(dtype)
+    gpu = copy.deepcopy(cpu).to("cuda")
+    for model in (cpu, gpu):
+        model.set_rng(np.random.default_rng(COIN_SEED))
+    images = np.random.default_rng(2).random((2, 8, 8, 3)).astype(np.float32)   # [0, 1], as a dataset gives
+    results = {}
+    for name, model, sgd in (("cpu", cpu, HostSGD), ("gpu", gpu, tc.SGD)):
+        optimizer = sgd(model.parameters(), **SGD_OPTIONS)
+        results[name] = train_step(model, optimizer, images, LABELS, stage, np.random.default_rng(9),
+                                   label_smoothing=SMOOTHING)
+    (loss_gpu, correct_gpu), (loss_cpu, correct_cpu) = results["gpu"], results["cpu"]
+    assert compare("loss", np.float64(loss_gpu), np.float64(loss_cpu), **TOLERANCE[dtype]).ok
+    assert correct_gpu == correct_cpu
+    for (key, p_gpu), (_, p_cpu) in zip(gpu.named_parameters(), cpu.named_parameters()):
+        row = compare(key, tc.to_host(p_gpu.data), p_cpu.data, **TOLERANCE[dtype])
+        assert row.ok, f"updated {key}: {row.detail}"

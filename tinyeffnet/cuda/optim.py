@@ -1,19 +1,15 @@
-"""A whole training step on the GPU: forward, loss, backward and the SGD update, all on device arrays.
+"""The SGD optimiser on the GPU: ``tinyeffnet.optim.SGD`` with the update done by a CUDA kernel.
 
-Dimension legend: N batch, H, W image size, K classes; a parameter p has any shape P.
+Dimension legend: a parameter p has any shape P; g is its gradient, buf its momentum buffer.
 
-    logits = model(x)                                   (N, K)     every layer on the device
-    L, dlogits = softmax_cross_entropy(logits, labels)  0-d, (N, K)
-    model.backward(dlogits)                             fills p.grad for every parameter p
     SGD (torch.optim.SGD, exactly tinyeffnet.optim.SGD):
         d = g + wd p;  buf = d (first step) | momentum buf + d
         d = d + momentum buf (nesterov) | buf;  p = p - lr d          (elementwise.sgd_step, in place)
 
-Nothing comes back to the host inside a step: the loss stays a 0-d device array
-(``float(tinyeffnet.cuda.to_host(loss))`` reads it when you want it), the momentum buffers live on the
-device. Two small host -> device copies remain, by design: the labels (N integers) and the dropout /
-drop-path coins, which the host's numpy Generator draws so that CPU and GPU runs see the same masks
-(see regularization.py).
+A whole training step on the GPU is the same code as on the CPU: ``tinyeffnet.train.update_step``
+(forward, loss, backward, this optimiser's step) on a model moved with ``model.to("cuda")``. Nothing
+comes back to the host inside it except, when asked, the loss for its finiteness check; the
+momentum buffers live on the device.
 
 Why a subclass instead of changing ``tinyeffnet.optim.SGD``: that class is plain NumPy on the host
 (``p.data -= lr * d``); ``SGD`` here keeps its API, hyperparameter checks, param groups, ``decay``
@@ -29,7 +25,6 @@ from ..optim import SGD as HostSGD
 from . import to_device
 from ._runtime import is_numba_device_array
 from .elementwise import sgd_step
-from .losses import softmax_cross_entropy
 
 
 class SGD(HostSGD):
@@ -71,25 +66,3 @@ class SGD(HostSGD):
 
 def _host(value):
     return value.copy_to_host() if is_numba_device_array(value) else value
-
-
-def train_step(model, x, labels, optimizer, label_smoothing: float = 0.0):
-    """One training step of ``model`` (already ``.to("cuda")``) on the batch ``x``, on the device.
-
-        clear grads;  logits = model(x);  L, dlogits = softmax_cross_entropy(logits, labels, ls)
-        model.backward(dlogits);  optimizer.step()
-
-    x: (N, H, W, 3) device array; labels: (N,) class indices (numpy or device) or (N, K) probabilities;
-    optimizer: ``tinyeffnet.cuda.SGD`` over the model's parameters. The model's mode is left as it is
-    (call ``model.train()`` first). Gradients are cleared by setting them to None (torch's
-    ``zero_grad(set_to_none=True)``): the first accumulate then copies instead of filling and adding.
-    Returns (loss, logits): a 0-d device array and (N, K) device array, nothing copied to the host.
-    No cache: the step is complete when it returns.
-    """
-    for param in model.parameters():
-        param.grad = None
-    logits = model(x)                                                             # (N, K)
-    loss, dlogits = softmax_cross_entropy(logits, labels, label_smoothing)       # 0-d, (N, K)
-    model.backward(dlogits)
-    optimizer.step()
-    return loss, logits
