@@ -90,7 +90,9 @@ def check_int(name: str, value, minimum: int = 1, *, op=None) -> int:
 
 def check_bool(name: str, value, *, op=None) -> bool:
     """True or False (numpy's bool too); 1, "yes" and None are refused."""
-    if not isinstance(value, (bool, np.bool_)):
+    if value is True or value is False:          # the common case, answered without another call
+        return value
+    if not isinstance(value, np.bool_):
         raise TypeError(f"{_where(op)}{name} must be True or False, got {value!r}")
     return bool(value)
 
@@ -106,6 +108,8 @@ def check_probability(name: str, p, *, op=None) -> float:
 
 def check_momentum(momentum, *, op=None) -> float:
     """BatchNorm's momentum: a float in [0, 1] (0 freezes the running statistics, 1 keeps the last batch)."""
+    if type(momentum) is float and 0 <= momentum <= 1:     # the common case, without another call
+        return momentum
     if not is_number(momentum) or not 0 <= momentum <= 1:
         error = ValueError if is_number(momentum) else TypeError
         raise error(f"{_where(op)}momentum must be a float in [0, 1], got {momentum!r}")
@@ -114,6 +118,8 @@ def check_momentum(momentum, *, op=None) -> float:
 
 def check_eps(eps, *, op=None) -> float:
     """BatchNorm's epsilon: a finite float > 0 (it keeps 1 / sqrt(var + eps) finite)."""
+    if type(eps) is float and 0 < eps < math.inf:          # the common case, without another call
+        return eps
     if not is_number(eps) or not (eps > 0 and math.isfinite(eps)):
         error = ValueError if is_number(eps) else TypeError
         raise error(f"{_where(op)}eps must be a float > 0 (and finite), got {eps!r}")
@@ -193,6 +199,8 @@ def check_gradient(dy, shape: tuple, dtype, *, op=None, ndim: int | None = None)
 
 # ------------------------------------------------------------------------------------ conv geometry
 def check_stride(stride, *, op=None) -> int:
+    if type(stride) is int and stride >= 1:                # the common case, without another call
+        return stride
     if not is_int(stride):
         raise TypeError(f"{_where(op)}stride must be an int >= 1, got {stride!r}")
     if stride < 1:
@@ -204,6 +212,8 @@ def check_padding_option(padding, *, op=None, allow_none: bool = False):
     """A padding option before any input is seen: an int >= 0 or "same" (or None: the layer default)."""
     if padding is None and allow_none:
         return None
+    if type(padding) is int and padding >= 0:              # the common case, without another call
+        return padding
     if isinstance(padding, str):
         if padding != "same":
             raise ValueError(f'{_where(op)}padding must be an int >= 0 or "same", got {padding!r}')
@@ -279,8 +289,12 @@ class ConvCache(NamedTuple):
         return (n, ho, wo, tuple(self.w.shape)[-1])   # tuple(): a simulator device array's shape takes no -1
 
 
+_CONV_OPS = {(False, "forward"): "conv2d_forward", (False, "backward"): "conv2d_backward",
+             (True, "forward"): "depthwise_conv2d_forward", (True, "backward"): "depthwise_conv2d_backward"}
+
+
 def _conv_op(depthwise: bool, direction: str) -> str:
-    return f"{'depthwise_conv2d' if depthwise else 'conv2d'}_{direction}"
+    return _CONV_OPS[(bool(depthwise), direction)]
 
 
 def check_conv_inputs(x, w, stride, padding, depthwise: bool):
@@ -302,7 +316,7 @@ def check_conv_geometry(x_shape, w_shape, stride, padding, depthwise: bool):
     """The shape rules shared by every tier (CPU and CUDA): w's channel axis (axis 2) equals x's C,
     the kernel is at least 1x1, stride is an int >= 1, and the padding resolves with the kernel
     fitting the padded input. Returns (stride, (top, bottom, left, right))."""
-    op = _conv_op(depthwise, "forward")
+    op = _CONV_OPS[(depthwise, "forward")]
     x_shape, w_shape = tuple(x_shape), tuple(w_shape)
     kh, kw, w_channels = w_shape[:3]
     if w_channels != x_shape[3]:
@@ -352,6 +366,8 @@ def check_elementwise_cache(op: str, cache, made_by: str, name: str) -> np.ndarr
 # -------------------------------------------------------------------------------------- batchnorm
 def check_channel_vector(name: str, v, channels: int, dtype, *, op=None) -> np.ndarray:
     """A per-channel parameter or statistic: float array of shape (C,) and the input's dtype."""
+    if type(v) is np.ndarray and v.shape == (channels,) and v.dtype == dtype and v.flags.c_contiguous:
+        return v                                           # the common case, without another call
     v = as_float_array(name, v, ndim=1, dtype=dtype, op=op, layout="(C,)")
     if v.shape[0] != channels:
         raise ValueError(
