@@ -23,6 +23,18 @@ import os
 import platform
 
 
+# The variables above, as one mapping: ``tinyeffnet bench train-step --isa avx2`` gives them to every
+# contender's process (they must be set before numpy, Numba or torch load).
+AVX2_ENVIRONMENT = {
+    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
+    "OPENBLAS_CORETYPE": "Haswell",
+    "NUMBA_CPU_NAME": "haswell",
+    "NUMBA_CPU_FEATURES": "-avx512f",
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+}
+
+
 def cpu_model() -> str:
     """The CPU's marketing name and family, e.g. 'AMD EPYC 7B13 (family 25)'."""
     name, family = platform.processor() or platform.machine(), None

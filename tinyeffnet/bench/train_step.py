@@ -1,14 +1,25 @@
 """`tinyeffnet bench train-step` and `tinyeffnet bench profile`: a whole training step against PyTorch.
 
-train-step: EfficientNetV2-S (random init, 1000 classes, train mode), one step = forward, softmax
-cross-entropy, backward, float32, channels-last for tinyeffnet and PyTorch's default NCHW eager for
-torchvision's efficientnet_v2_s. Each contender runs in its own process (torch never shares a process
-with Numba's thread pool); the contenders alternate over several rounds; per round a process reports
-the median of its timed steps, and the table gives the median, min and max over rounds and the ratio
-of medians (tinyeffnet / torch: below 1 means tinyeffnet is faster). Each process also reports:
-    cold start   seconds from process start to the end of the first step, with an EMPTY Numba cache
-                 (a fresh temporary NUMBA_CACHE_DIR; for torch: its plain first step)
-    warm start   the same with the cache filled (the normal case after the first run)
+train-step: one training step = forward, softmax cross-entropy, backward and an AdamW update, float32,
+train mode, the same network on every side (default EfficientNetV2-S with 1000 classes; ``--model
+efficientnetv2_tiny`` is the main job's model, 10 classes). The contenders:
+
+    tinyeffnet      channels-last (N, H, W, C), the Numba kernels, tinyeffnet.optim.AdamW
+    torch           PyTorch eager, NCHW (its default), torch.optim.AdamW
+    torch-cl        PyTorch eager, channels_last memory format (model and input)
+    torch-compile   torch.compile of the NCHW model: steady-state step; its compile time apart
+
+PyTorch runs torchvision's ``EfficientNet`` built by ``interop.torchvision_model`` from our model
+(the identical network, weights copied). Each contender runs in its own process (torch never shares
+a process with Numba's thread pool); the contenders alternate over the rounds (the order rotates
+each round); per round a process reports the median of its timed steps, and the table gives the
+median, min and max over rounds and, per peer, the ratio of medians tinyeffnet / peer (below 1:
+tinyeffnet is faster). ``isa="avx2"`` gives every process ``machine.AVX2_ENVIRONMENT`` (numpy,
+OpenBLAS, Numba and torch on their AVX2 paths) and each worker reports the paths it really took.
+Each process also reports:
+    start        seconds from process start to the end of the first step (warm Numba cache; for
+                 torch-compile: the compile)
+    cold start   tinyeffnet's start with an EMPTY Numba cache (a fresh temporary NUMBA_CACHE_DIR)
     peak RSS     the process's maximum resident memory (ru_maxrss) after the timed steps
 
 profile: time per op family within one tinyeffnet training step (conv, depthwise, BN, activations, SE
@@ -30,128 +41,198 @@ import numpy as np  # noqa: E402
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODEL = "efficientnetv2_s"
+CONTENDERS = ("tinyeffnet", "torch", "torch-cl", "torch-compile")
+PEERS = CONTENDERS[1:]
+ADAMW = dict(lr=1e-3, weight_decay=0.05)
 
 
-def _batch(size: int, batch: int):
+def _num_classes(model: str) -> int:
+    return 10 if model == "efficientnetv2_tiny" else 1000
+
+
+def _batch(size: int, batch: int, classes: int):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, size, size, 3)).astype(np.float32)       # NHWC
-    labels = rng.integers(0, 1000, batch)
+    labels = rng.integers(0, classes, batch)
     return x, labels
 
 
-def _tinyeffnet_step_fn(size: int, batch: int):
-    from tinyeffnet import create_model, ops
+def _our_model(model: str):
+    from tinyeffnet import create_model
 
-    model = create_model(MODEL, num_classes=1000, seed=0)
-    model.train()
-    x, labels = _batch(size, batch)
+    return create_model(model, num_classes=_num_classes(model), seed=0).train()
+
+
+def _tinyeffnet_step_fn(size: int, batch: int, model: str = MODEL):
+    from tinyeffnet import ops
+    from tinyeffnet.optim import AdamW
+
+    net = _our_model(model)
+    optimizer = AdamW(net.parameters(), **ADAMW)
+    x, labels = _batch(size, batch, net.num_classes)
 
     def step():
-        logits = model(x)
+        logits = net(x)
         loss, dlogits = ops.softmax_cross_entropy(logits, labels)
-        model.zero_grad()
-        model.backward(dlogits)
+        net.zero_grad()
+        net.backward(dlogits)
+        optimizer.step()
         return float(loss)
 
     return step
 
 
-def _torch_step_fn(size: int, batch: int):
+def _torch_step_fn(size: int, batch: int, model: str = MODEL, contender: str = "torch"):
     import torch
     import torch.nn.functional as F
-    import torchvision
+
+    from tinyeffnet.interop import torchvision_model
 
     torch.manual_seed(0)
-    model = torchvision.models.efficientnet_v2_s(num_classes=1000)
-    model.train()
-    x, labels = _batch(size, batch)
-    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    net = torchvision_model(_our_model(model)).train()
+    x, labels = _batch(size, batch, _num_classes(model))
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))          # NCHW
     yt = torch.from_numpy(labels)
+    if contender == "torch-cl":
+        net = net.to(memory_format=torch.channels_last)
+        xt = xt.contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(net.parameters(), **ADAMW)
+    forward = torch.compile(net) if contender == "torch-compile" else net
 
     def step():
-        model.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(xt), yt)
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(forward(xt), yt)
         loss.backward()
+        optimizer.step()
         return loss.item()
 
     return step
 
 
-def run_worker(contender: str, size: int, batch: int, steps: int) -> dict:
-    step = (_tinyeffnet_step_fn if contender == "tinyeffnet" else _torch_step_fn)(size, batch)
+def _paths(contender: str) -> str:
+    """The SIMD paths this process really takes (the proof that ``--isa avx2`` took effect)."""
+    if contender == "tinyeffnet":
+        from tinyeffnet.machine import cpu_paths
+
+        p = cpu_paths()
+        return f"numpy {'AVX-512' if p['numpy_avx512'] else 'AVX2'}, OpenBLAS {p['openblas_core']}, Numba {p['numba_cpu']}"
+    import torch
+
+    return f"torch {torch.backends.cpu.get_cpu_capability()}"
+
+
+def run_worker(contender: str, size: int, batch: int, steps: int, model: str = MODEL) -> dict:
+    if contender == "tinyeffnet":
+        step = _tinyeffnet_step_fn(size, batch, model)
+    else:
+        step = _torch_step_fn(size, batch, model, contender)
     step()
     first_step_done = time.perf_counter() - _START
-    step()  # one more warm-up: allocator, caches
+    step()  # one more warm-up: allocator, caches (torch.compile: a recompile for the second call)
     times = []
     for _ in range(steps):
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"median_s": float(np.median(times)), "start_s": first_step_done, "peak_rss_mib": peak_kib / 1024}
+    return {"median_s": float(np.median(times)), "start_s": first_step_done, "peak_rss_mib": peak_kib / 1024,
+            "paths": _paths(contender)}
 
 
-def _spawn(contender: str, size: int, batch: int, steps: int, cache_dir: str | None = None) -> dict:
+def _environment(contender: str, isa: str, cache_dir: str | None) -> dict:
+    from tinyeffnet.machine import AVX2_ENVIRONMENT
     from tinyeffnet.process import worker_environment
 
     env = worker_environment(contender == "tinyeffnet", _PACKAGE_PARENT)
+    if isa == "avx2":
+        env.update(AVX2_ENVIRONMENT)
     if cache_dir is not None:
         env["NUMBA_CACHE_DIR"] = cache_dir
+    return env
+
+
+def _spawn(contender: str, size: int, batch: int, steps: int, model: str = MODEL, isa: str = "native",
+           cache_dir: str | None = None) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", contender, "--size", str(size),
-           "--batch", str(batch), "--steps", str(steps)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+           "--batch", str(batch), "--steps", str(steps), "--model", model]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                         env=_environment(contender, isa, cache_dir))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run(sizes=(128, 224), batch: int = 8, rounds: int = 3, steps: int = 5, progress=print) -> dict:
-    """Alternate the two contenders; return {size: {contender: stats}, "start": {...}}."""
-    results = {}
+def _check_run_options(model: str, peers, isa: str) -> tuple:
+    from tinyeffnet.models import list_models
+
+    if model not in list_models():
+        raise ValueError(f"bench train-step: unknown model {model!r}; known: {', '.join(list_models())}")
+    peers = tuple(peers)
+    unknown = [p for p in peers if p not in PEERS]
+    if unknown or not peers:
+        raise ValueError(f"bench train-step: peers must be one or more of {', '.join(PEERS)}, got {list(peers)}")
+    if isa not in ("native", "avx2"):
+        raise ValueError(f'bench train-step: isa must be "native" or "avx2", got {isa!r}')
+    return peers
+
+
+def _stats(runs: list) -> dict:
+    t = np.array([r["median_s"] for r in runs]) * 1e3
+    return {"median_ms": float(np.median(t)), "min_ms": float(t.min()), "max_ms": float(t.max()),
+            "rounds_ms": [float(v) for v in t],
+            "peak_rss_mib": float(np.median([r["peak_rss_mib"] for r in runs])),
+            "start_s": float(np.median([r["start_s"] for r in runs])), "paths": runs[-1]["paths"]}
+
+
+def run(sizes=(128, 224), batch: int = 8, rounds: int = 3, steps: int = 5, progress=print, model: str = MODEL,
+        peers=("torch", "torch-cl"), isa: str = "native") -> dict:
+    """Alternate tinyeffnet and the peers; return {size: {contender: stats, "ratio": {peer: r}}, ...}."""
+    from tinyeffnet.machine import describe
+
+    peers = _check_run_options(model, peers, isa)
+    contenders = ("tinyeffnet",) + peers
+    results = {"model": model, "batch": batch, "isa": isa, "rounds": rounds, "machine": describe()}
     with tempfile.TemporaryDirectory(prefix="tinyeffnet-cold-") as cold_dir:
         progress("cold start (empty Numba cache) ...")
-        cold = _spawn("tinyeffnet", sizes[0], batch, 1, cache_dir=cold_dir)
+        cold = _spawn("tinyeffnet", sizes[0], batch, 1, model, isa, cache_dir=cold_dir)
         for size in sizes:
-            samples = {"tinyeffnet": [], "torch": []}
+            samples = {c: [] for c in contenders}
             for r in range(rounds):
-                order = ("tinyeffnet", "torch") if r % 2 == 0 else ("torch", "tinyeffnet")
+                order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
                 for contender in order:
                     progress(f"{size}px round {r + 1}/{rounds}: {contender} ...")
-                    samples[contender].append(_spawn(contender, size, batch, steps,
+                    samples[contender].append(_spawn(contender, size, batch, steps, model, isa,
                                                      cache_dir=cold_dir if contender == "tinyeffnet" else None))
-            row = {}
-            for contender, runs in samples.items():
-                t = np.array([s["median_s"] for s in runs]) * 1e3
-                row[contender] = {"median_ms": float(np.median(t)), "min_ms": float(t.min()), "max_ms": float(t.max()),
-                                  "peak_rss_mib": float(np.median([s["peak_rss_mib"] for s in runs])),
-                                  "start_s": float(np.median([s["start_s"] for s in runs]))}
-            row["ratio"] = row["tinyeffnet"]["median_ms"] / row["torch"]["median_ms"]
+            row = {c: _stats(runs) for c, runs in samples.items()}
+            ours = row["tinyeffnet"]["median_ms"]
+            row["ratio"] = {peer: ours / row[peer]["median_ms"] for peer in peers}
+            eager = [p for p in peers if p != "torch-compile"]
+            if eager:
+                row["ratio"]["best eager"] = ours / min(row[p]["median_ms"] for p in eager)
             results[str(size)] = row
         results["cold_start_s"] = cold["start_s"]
-        results["batch"] = batch
     return results
 
 
 def format_table(results: dict) -> str:
-    batch = results["batch"]
-    head = f"{'EfficientNetV2-S train step':<30} {'tinyeffnet ms':>24} {'torch ms':>24} {'ratio':>6}"
-    lines = [head, "-" * len(head)]
     sizes = [k for k in results if k.isdigit()]
+    first = results[sizes[0]]
+    contenders = [c for c in CONTENDERS if c in first]
+    title = f"{results['model']} train step (fwd+loss+bwd+AdamW), batch {results['batch']}, {results['isa']} ISA"
+    head = f"{'size':<8}" + "".join(f"{c + ' ms':>22}" for c in contenders)
+    lines = [title, f"on {results['machine']}", head, "-" * len(head)]
     for size in sizes:
         row = results[size]
-        cells = []
-        for c in ("tinyeffnet", "torch"):
-            s = row[c]
-            cells.append(f"{s['median_ms']:>8.0f} ({s['min_ms']:.0f}-{s['max_ms']:.0f})")
-        lines.append(f"{f'{size}x{size}, batch {batch}':<30} {cells[0]:>24} {cells[1]:>24} {row['ratio']:>6.2f}")
-    first = results[sizes[0]]
+        lines.append(f"{size + 'px':<8}" + "".join(
+            f"{row[c]['median_ms']:>9.1f} ({row[c]['min_ms']:.0f}-{row[c]['max_ms']:.0f})".rjust(22) for c in contenders))
+        lines.append(f"{'':<8}ratio tinyeffnet / " + ", ".join(f"{k} {v:.2f}" for k, v in row["ratio"].items()))
     lines.append("")
+    lines.append(f"medians (min-max) over {results['rounds']} alternating rounds; ratio < 1: tinyeffnet is faster")
     lines.append(f"cold start, empty Numba cache, process start -> first step done: {results['cold_start_s']:.1f} s")
-    lines.append(f"warm start (cache filled): tinyeffnet {first['tinyeffnet']['start_s']:.1f} s, "
-                 f"torch {first['torch']['start_s']:.1f} s")
+    lines.append("start (process start -> first step; torch-compile: includes compiling): " + ", ".join(
+        f"{c} {first[c]['start_s']:.1f} s" for c in contenders))
     for size in sizes:
         r = results[size]
-        lines.append(f"peak RSS at {size}px: tinyeffnet {r['tinyeffnet']['peak_rss_mib']:.0f} MiB, "
-                     f"torch {r['torch']['peak_rss_mib']:.0f} MiB")
-    lines.append("ratio = tinyeffnet median / torch median (range over rounds); < 1: tinyeffnet is faster")
+        lines.append(f"peak RSS at {size}px: " + ", ".join(f"{c} {r[c]['peak_rss_mib']:.0f} MiB" for c in contenders))
+    lines.append("paths taken: " + "; ".join(f"{c}: {first[c]['paths']}" for c in contenders))
     return "\n".join(lines)
 
 
@@ -163,15 +244,17 @@ FAMILIES = {
     "silu": "SiLU", "sigmoid": "sigmoid (SE gate)",
     "global_avg_pool": "global avg pool (SE squeeze, head)", "linear": "linear (SE fc, classifier)",
     "softmax_cross_entropy": "loss",
+    "optimizer": "AdamW update",
 }
 
 
-def profile(size: int = 128, batch: int = 8, steps: int = 3) -> dict:
+def profile(size: int = 128, batch: int = 8, steps: int = 3, model: str = MODEL) -> dict:
     """Seconds per op family in one training step (median over steps), plus the total and 'other'."""
     import importlib
 
     ops = importlib.import_module("tinyeffnet.ops")
     from tinyeffnet.nn import Conv2d
+    from tinyeffnet.optim import AdamW
 
     spent = {}
     originals = {}
@@ -196,8 +279,10 @@ def profile(size: int = 128, batch: int = 8, steps: int = 3) -> dict:
     conv_algorithms = Conv2d.ALGORITHMS
     Conv2d.ALGORITHMS = {algorithm: (timed(forward, "conv2d"), timed(backward, "conv2d"))
                          for algorithm, (forward, backward) in conv_algorithms.items()}
+    adamw_step = AdamW.step
+    AdamW.step = timed(adamw_step, "optimizer")
     try:
-        step = _tinyeffnet_step_fn(size, batch)
+        step = _tinyeffnet_step_fn(size, batch, model)
         step()
         step()
         rows = []
@@ -211,14 +296,16 @@ def profile(size: int = 128, batch: int = 8, steps: int = 3) -> dict:
         for name, fn in originals.items():
             setattr(ops, name, fn)
         Conv2d.ALGORITHMS = conv_algorithms
+        AdamW.step = adamw_step
     result = {key: float(np.median([r.get(key, 0.0) for r in rows])) for key in list(FAMILIES) + ["total"]}
     result["other"] = result["total"] - sum(result[f] for f in FAMILIES)
+    result["model"] = model
     return result
 
 
 def format_profile(result: dict, size: int, batch: int) -> str:
     total = result["total"]
-    lines = [f"where the time goes: one EfficientNetV2-S training step, {size}x{size}, batch {batch}",
+    lines = [f"where the time goes: one {result.get('model', MODEL)} training step, {size}x{size}, batch {batch}",
              f"{'op family':<46} {'ms':>8} {'share':>7}"]
     for key in list(FAMILIES) + ["other"]:
         label = FAMILIES.get(key, "other (Python, NumPy glue: residual adds, SE product, reshapes)")
@@ -231,12 +318,13 @@ def _main(argv=None) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(prog="tinyeffnet/bench/train_step.py")
-    parser.add_argument("--worker", choices=["tinyeffnet", "torch"], required=True)
+    parser.add_argument("--worker", choices=list(CONTENDERS), required=True)
+    parser.add_argument("--model", default=MODEL)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args(argv)
-    print(json.dumps(run_worker(args.worker, args.size, args.batch, args.steps)))
+    print(json.dumps(run_worker(args.worker, args.size, args.batch, args.steps, args.model)))
 
 
 if __name__ == "__main__":
