@@ -8,8 +8,8 @@
    TF32 off) at EfficientNetV2-S shapes, batch 32, 224 px: a table of medians and ratios
    (tinyeffnet / torch; below 1 means tinyeffnet is faster) from the same run (``time_ops``);
 4. the whole-model training step (``model_training_step``): EfficientNetV2-S, forward, loss, backward
-   and SGD all on the GPU (``tinyeffnet.train.update_step``, the CPU's step), against the CPU at batch 2, 128 px, float64
-   and float32 (loss, logits, a few gradients, BN running statistics, updated weights:
+   and SGD all on the GPU (``tinyeffnet.train.update_step``, the CPU's own step), against the CPU at
+   batch 2, 128 px, float64 and float32 (loss, logits, a few gradients, BN running statistics, updated weights:
    ``model_parity``), and its time against torchvision's efficientnet_v2_s in PyTorch CUDA eager,
    float32, TF32 off, batch 32, 224 px, as a ratio of medians from the same run (``time_model_step``).
 
@@ -300,9 +300,9 @@ def model_parity(name: str = MODEL, batch: int = 2, size: int = 128, dtypes=(np.
     the same dropout / drop-path coins: loss, logits, a few parameter gradients, BN running statistics
     and an updated parameter, per dtype. Returns rows (name, ok, error) (error <= 1 is ok, ``compare``).
 
-    CPU: tinyeffnet.optim.SGD after forward, loss, backward. GPU: tinyeffnet.train.update_step (the
-    same function the CPU trains with) with tinyeffnet.cuda.SGD. float64 shows that both compute the same function (only summation order
-    differs); float32 shows the rounding that builds up through the whole network.
+    CPU: tinyeffnet.optim.SGD after forward, loss, backward, written out. GPU: tinyeffnet.train.update_step
+    (the function the CPU trains with) with tinyeffnet.cuda.SGD. float64 shows that both compute the
+    same function (only summation order differs); float32 shows the rounding that builds up through the whole network.
     """
     import copy
 

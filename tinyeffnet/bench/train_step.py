@@ -115,7 +115,8 @@ def _paths(contender: str) -> str:
         from tinyeffnet.machine import cpu_paths
 
         p = cpu_paths()
-        return f"numpy {'AVX-512' if p['numpy_avx512'] else 'AVX2'}, OpenBLAS {p['openblas_core']}, Numba {p['numba_cpu']}"
+        numpy_isa = "AVX-512" if p["numpy_avx512"] else "AVX2"
+        return f"numpy {numpy_isa}, OpenBLAS {p['openblas_core']}, Numba {p['numba_cpu']}"
     import torch
 
     return f"torch {torch.backends.cpu.get_cpu_capability()}"
@@ -221,8 +222,8 @@ def format_table(results: dict) -> str:
     lines = [title, f"on {results['machine']}", head, "-" * len(head)]
     for size in sizes:
         row = results[size]
-        lines.append(f"{size + 'px':<8}" + "".join(
-            f"{row[c]['median_ms']:>9.1f} ({row[c]['min_ms']:.0f}-{row[c]['max_ms']:.0f})".rjust(22) for c in contenders))
+        cells = [f"{row[c]['median_ms']:>9.1f} ({row[c]['min_ms']:.0f}-{row[c]['max_ms']:.0f})" for c in contenders]
+        lines.append(f"{size + 'px':<8}" + "".join(cell.rjust(22) for cell in cells))
         lines.append(f"{'':<8}ratio tinyeffnet / " + ", ".join(f"{k} {v:.2f}" for k, v in row["ratio"].items()))
     lines.append("")
     lines.append(f"medians (min-max) over {results['rounds']} alternating rounds; ratio < 1: tinyeffnet is faster")

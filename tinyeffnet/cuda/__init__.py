@@ -10,8 +10,8 @@ signatures, taking and returning numba device arrays (channels-last, float32 or 
 
 One file per op family, as in ``tinyeffnet.ops`` (conv2d, depthwise, batchnorm, activations, pooling,
 linear, losses, regularization, fused), plus ``gemm`` (the tiled matrix multiply), ``elementwise`` (residual
-add, Squeeze-Excite gate, fills, copies, SGD update, sums), ``optim`` (``SGD`` on device arrays) and ``_runtime`` (the launch rule every kernel
-follows, the kernel registry, device-array checks).
+add, Squeeze-Excite gate, fills, copies, SGD update, sums), ``optim`` (``SGD`` on device arrays) and
+``_runtime`` (the launch rule every kernel follows, the kernel registry, device-array checks).
 
 A whole model on the GPU (every layer dispatches through ``tinyeffnet.backend``)::
 
