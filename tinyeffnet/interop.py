@@ -11,7 +11,10 @@ and converting is a transpose (no arithmetic, so a round trip is exact):
     linear      (Cin, Cout)                  (Cout, Cin)                  w.T
     vector      BN gamma/beta/running stats, biases, num_batches_tracked: unchanged
 
-Key names. Our model's tree (stem, stages.i.j.<unit>, head, classifier) maps onto:
+Key names. Our model's tree (stem, stages.i.j.<unit>, head, classifier) maps onto the names below,
+for EfficientNetV2 (torchvision efficientnet_v2_*, timm efficientnetv2_*) and EfficientNet V1 alike
+(torchvision and timm efficientnet_b*: the same scheme, all MBConv; the first stage has no expand conv,
+which timm calls a DepthwiseSeparableConv: conv_dw, bn1, se, conv_pw, bn2):
 
     torchvision  features.0 (stem) | features.{i+1}.{j}.block.{k} | features.{last} (head) | classifier.1
                  Fused e=1: block.0 = conv;  Fused e>1: block.0 = expand, block.1 = project;
@@ -132,10 +135,11 @@ def _block_rows(block, ours_block: str, theirs_block: str, tv: bool) -> list:
 def key_map(model: Module, flavour: str = "torchvision") -> list:
     """[(our key, their key, layout), ...] for every parameter and buffer, in state_dict order.
 
-    model:   an EfficientNetV2, or a single MBConv / FusedMBConv block (then the keys are those of
-             torchvision's own ``MBConv`` / ``FusedMBConv`` module: "block.0.0.weight", ...; or of
-             timm's block module: "conv_pw.weight", ...)
-    flavour: "torchvision" (efficientnet_v2_*) or "timm" (efficientnetv2_* / tf_efficientnetv2_*).
+    model:   an EfficientNetV2 (V1 or V2), or a single MBConv / FusedMBConv block (then the keys are
+             those of torchvision's own ``MBConv`` / ``FusedMBConv`` module: "block.0.0.weight", ...;
+             or of timm's block module: "conv_pw.weight", ...)
+    flavour: "torchvision" (efficientnet_v2_*, efficientnet_b*) or "timm" (efficientnetv2_*,
+             tf_efficientnetv2_*, efficientnet_b*, tf_efficientnet_b*).
     """
     if flavour not in ("torchvision", "timm"):
         raise ValueError(f'flavour must be "torchvision" or "timm", got {flavour!r}')
@@ -672,9 +676,10 @@ def torchvision_model(model: Module, copy_weights: bool = True):
     """The same network as a torchvision ``EfficientNet`` (a torch.nn.Module), our weights copied in.
 
     Works for every variant with symmetric padding, also those torchvision has no builder for
-    (efficientnetv2_tiny, B0-B3, XL, custom stage tables): the stage table becomes torchvision's
-    ``inverted_residual_setting``, with the same head width, BatchNorm eps, dropout, stochastic depth,
-    number of classes, dtype and train/eval mode. Use it to continue training in PyTorch::
+    (efficientnetv2_tiny, B0-B3, XL, custom stage tables), and for EfficientNet V1 (efficientnet_b*):
+    the stage table becomes torchvision's ``inverted_residual_setting``, with the same head width,
+    BatchNorm eps and momentum, dropout, stochastic depth, number of classes, dtype and train/eval
+    mode. Use it to continue training in PyTorch::
 
         tv = interop.torchvision_model(model)      # then torch.optim.AdamW(tv.parameters(), ...)
 
@@ -699,12 +704,15 @@ def torchvision_model(model: Module, copy_weights: bool = True):
     eps = {module.eps for module in model.modules() if isinstance(module, BatchNorm2d)}
     if len(eps) != 1:
         raise ValueError(f"torchvision's EfficientNet has one BatchNorm eps, this model has {sorted(eps)}")
+    momentum = {module.momentum for module in model.modules() if isinstance(module, BatchNorm2d)}
+    if len(momentum) != 1:
+        raise ValueError(f"torchvision's EfficientNet has one BatchNorm momentum, this model has {sorted(momentum)}")
     setting = [(FusedMBConvConfig if stage.block == "fused" else MBConvConfig)(
         stage.expand, stage.kernel, stage.stride, stage.in_ch, stage.out_ch, stage.repeats)
         for stage in model.config]
     theirs = EfficientNet(setting, dropout=model.dropout.p, stochastic_depth_prob=_drop_path_rate(model),
                           num_classes=model.classifier.out_features, last_channel=model.head.conv.out_channels,
-                          norm_layer=functools.partial(torch.nn.BatchNorm2d, eps=eps.pop()))
+                          norm_layer=functools.partial(torch.nn.BatchNorm2d, eps=eps.pop(), momentum=momentum.pop()))
     ours = _export(model, "torchvision", grads=False)
     shapes = {key: tuple(value.shape) for key, value in theirs.state_dict().items()}
     missing = [key for key in shapes if key not in ours]
@@ -731,7 +739,8 @@ def export(model: str, weights, format: str, out, keys: str | None = None, ema: 
             ``torch.load(out, weights_only=True)``; "safetensors": a .safetensors file
             (save_safetensors) under ``keys`` (default "torchvision"; keys is for safetensors only).
     ema:    checkpoints: export the EMA weights (default; what validation measured) or the raw ones.
-    Returns a summary: out, format, keys, model, num_classes, source.
+    Returns a summary: out, format, keys, model, num_classes, source, and bn_eps (the BatchNorm eps
+    the weights need on the other side: 1e-3 for V2 and tf_ names, 1e-5 for efficientnet_b0-b4).
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
@@ -764,4 +773,4 @@ def export(model: str, weights, format: str, out, keys: str | None = None, ema: 
     else:
         save_pth(net, out, keys)
     return {"out": out, "format": format, "keys": keys, "model": model, "num_classes": net.num_classes,
-            "source": found.source}
+            "source": found.source, "bn_eps": net.stem.bn.eps}

@@ -1,4 +1,10 @@
-"""The EfficientNetV2 network: stem, stages of (Fused-)MBConv blocks, head, classifier.
+"""The EfficientNet network (V2, and V1): stem, stages of (Fused-)MBConv blocks, head, classifier.
+
+One builder makes both generations: a network is its stage table (config.py). EfficientNetV2's
+tables start with Fused-MBConv stages; EfficientNet V1's (B0-B7) are MBConv throughout, with 5x5
+kernels in three stages, and round their scaled widths with V1's rule (``rounding="v1"``). Apart
+from the BatchNorm eps and momentum their reference weights were trained with (options here),
+nothing else differs. ``EfficientNet`` is another name for the same class.
 
 Dimension legend
     N batch   H, W image height, width   C0 stem channels   Ch head channels (1280 for S/M/L)
@@ -6,7 +12,7 @@ Dimension legend
 
     x       (N, H, W, 3)
     stem    SiLU(BN(conv3x3 stride 2))           (N, H/2, W/2, C0)
-    stages  Fused-MBConv stages, then MBConv stages (config.py), each halving H, W when its stride is 2
+    stages  Fused-MBConv stages (V2), then MBConv stages (config.py), each halving H, W at stride 2
     head    SiLU(BN(conv1x1))                    (N, h, w, Ch)
     pool    mean over h, w                       (N, Ch)
     dropout (training only)                      (N, Ch)
@@ -25,9 +31,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops._checks import check_bool, check_dtype, check_eps, check_int, check_number, check_probability
-from ..nn import ConvBNAct, Dropout, FusedMBConv, GlobalAvgPool, Linear, MBConv, Module, ModuleList, Sequential
-from .config import Stage, round_filters, scale_stages
+from ..ops._checks import (check_bool, check_dtype, check_eps, check_int, check_momentum, check_number,
+                           check_probability)
+from ..nn import (BatchNorm2d, ConvBNAct, Dropout, FusedMBConv, GlobalAvgPool, Linear, MBConv, Module, ModuleList,
+                  Sequential)
+from .config import ROUNDING_RULES, Stage, round_filters, scale_stages
 
 
 def check_network_options(where: str, num_classes, drop_rate, drop_path_rate, bn_eps, in_channels, dtype,
@@ -51,6 +59,13 @@ def _resolve_padding(padding):
         return "same"
     raise ValueError(f'padding must be None (symmetric, torchvision), "symmetric" or "same" (TensorFlow), '
                      f'got {padding!r}')
+
+
+def _check_rounding(rounding) -> str:
+    if rounding not in ROUNDING_RULES:
+        raise ValueError(f"EfficientNetV2: rounding must be one of {', '.join(map(repr, ROUNDING_RULES))} "
+                         f"(EfficientNetV2's or V1's channel rounding), got {rounding!r}")
+    return rounding
 
 
 def _as_stages(stages) -> tuple:
@@ -82,10 +97,13 @@ class EfficientNetV2(Module):
 
     stages:         Stage rows (or plain tuples in the same order); stem width = stages[0].in_ch
     width, depth:   multipliers applied with round_filters / round_repeats (to stages and head)
+    rounding:       "v2" (default, EfficientNetV2's round_filters) or "v1" (EfficientNet V1's and
+                    torchvision's _make_divisible: +8 when the nearest multiple of 8 lost > 10%)
     head_channels:  features of the 1x1 head conv (before width rounding)
     drop_rate:      dropout before the classifier; drop_path_rate: stochastic depth (see module doc)
     padding:        None (symmetric, torchvision) or "same" (TensorFlow, for ported TF weights)
     bn_eps:         BatchNorm epsilon (1e-3 in every official EfficientNetV2)
+    bn_momentum:    BatchNorm momentum, PyTorch's sense (0.1; TensorFlow's decay 0.99 is 0.01)
     dtype, seed:    parameter dtype (float32, or float64 for gradient checks) and the init seed;
                     the same seed also seeds the dropout / drop-path generator (``set_rng``)
     fast:           True (default): the speed paths, chosen now, layer by layer (Winograd 3x3 convs,
@@ -96,7 +114,7 @@ class EfficientNetV2(Module):
     def __init__(self, stages, num_classes: int = 1000, *, width: float = 1.0, depth: float = 1.0,
                  head_channels: int = 1280, drop_rate: float = 0.2, drop_path_rate: float = 0.2,
                  padding=None, bn_eps: float = 1e-3, in_channels: int = 3, dtype=np.float32, seed: int = 0,
-                 fast: bool = True):
+                 fast: bool = True, rounding: str = "v2", bn_momentum: float = 0.1):
         super().__init__()
         check_network_options("EfficientNetV2", num_classes, drop_rate, drop_path_rate, bn_eps, in_channels, dtype,
                               seed)
@@ -104,14 +122,16 @@ class EfficientNetV2(Module):
         check_number("depth", depth, 0, low_open=True, op="EfficientNetV2")
         check_int("head_channels", head_channels, op="EfficientNetV2")
         check_bool("fast", fast, op="EfficientNetV2")
-        stages = scale_stages(_as_stages(stages), width, depth)
+        rounding = _check_rounding(rounding)
+        bn_momentum = check_momentum(bn_momentum, op="EfficientNetV2")
+        stages = scale_stages(_as_stages(stages), width, depth, rounding)
         _as_stages(stages)  # the scaled table must still chain
         padding = _resolve_padding(padding)
         rng = np.random.default_rng(seed)
         unit = dict(padding=padding, bn_eps=bn_eps, rng=rng, dtype=dtype, fast=fast)
         self.config = stages
         self.num_classes = num_classes
-        head = round_filters(head_channels, width)
+        head = round_filters(head_channels, width, rounding=rounding)
 
         self.stem = ConvBNAct(in_channels, stages[0].in_ch, 3, 2, **unit)
         total_blocks = sum(stage.repeats for stage in stages)
@@ -134,7 +154,14 @@ class EfficientNetV2(Module):
         self.pool = GlobalAvgPool()
         self.dropout = Dropout(drop_rate)
         self.classifier = Linear(head, num_classes, rng=rng, dtype=dtype)
+        self._set_bn_momentum(bn_momentum)
         self.set_rng(np.random.default_rng(seed))
+
+    def _set_bn_momentum(self, momentum: float) -> None:
+        """Every BatchNorm's momentum (the units are built with BatchNorm2d's default, 0.1)."""
+        for module in self.modules():
+            if isinstance(module, BatchNorm2d):   # BatchNormSiLU (the fast path) included
+                module.momentum = momentum
 
     def forward(self, x):
         h = self.stem(x)                          # (N, H/2, W/2, C0)
@@ -155,3 +182,6 @@ class EfficientNetV2(Module):
     def extra_repr(self) -> str:
         blocks = sum(stage.repeats for stage in self.config)
         return f"{len(self.config)} stages, {blocks} blocks, {self.num_parameters():,} params"
+
+
+EfficientNet = EfficientNetV2   # the same builder makes V1 (B0-B7) and V2 networks
