@@ -11,7 +11,7 @@ import pytest
 
 from tinyeffnet import nn
 from tinyeffnet.models import EfficientNetV2, Stage, create_model
-from tinyeffnet.ops import conv2d, winograd
+from tinyeffnet.ops import conv2d, winograd, winograd_fused
 from tinyeffnet.testing import compare
 
 CUSTOM = [  # block, repeats, kernel, stride, expand, in, out, se
@@ -81,10 +81,11 @@ def test_the_caches_say_which_algorithm_ran(fast):
     model(np.random.default_rng(0).standard_normal((1, 9, 8, 3)))
     ran = [(conv.algorithm, conv._cache.algorithm, type(conv._cache)) for conv in _convs(model)]
     assert all(chosen == cached for chosen, cached, _ in ran)
-    expected = {"winograd": winograd.WinogradCache, "im2col": conv2d.Im2colCache}
+    expected = {"winograd": winograd.WinogradCache, "im2col": conv2d.Im2colCache,
+                "winograd_fused": winograd_fused.FusedWinogradCache}
     assert all(kind is expected[chosen] for chosen, _, kind in ran)
     algorithms = {chosen for chosen, _, _ in ran}
-    assert algorithms == ({"winograd", "im2col"} if fast else {"im2col"})
+    assert algorithms == ({"winograd_fused", "im2col"} if fast else {"im2col"})   # thin channels: one pass
 
 
 def test_the_printed_tree_is_what_runs():
@@ -105,7 +106,7 @@ def test_the_printed_tree_is_what_runs():
 
 
 @pytest.mark.parametrize("kernel, stride, padding, fast, algorithm", [
-    (3, 1, None, True, "winograd"), (3, 1, 1, True, "winograd"), (3, 1, "same", True, "winograd"),
+    (3, 1, None, True, "winograd_fused"), (3, 1, 1, True, "winograd_fused"), (3, 1, "same", True, "winograd_fused"),
     (3, 1, None, False, "im2col"), (3, 2, None, True, "im2col"), (3, 2, "same", True, "im2col"),
     (3, 1, 0, True, "im2col"), (1, 1, None, True, "im2col"), (5, 1, None, True, "im2col"),
 ])

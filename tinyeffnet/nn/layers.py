@@ -42,7 +42,7 @@ import numpy as np
 
 from .. import backend
 from .. import ops as cpu_ops
-from ..ops import winograd
+from ..ops import winograd, winograd_fused
 from ..ops._checks import (check_bool, check_dtype, check_eps, check_int, check_momentum, check_padding_option,
                            check_probability, check_rng, check_stride)
 from .module import Module
@@ -92,15 +92,25 @@ class _CachedLayer(Module):
         return cache
 
 
+def _conv_algorithm(shape, stride, padding) -> str:
+    """The fastest conv op pair for this geometry: one-pass Winograd for thin 3x3 stride-1 convs,
+    three-pass Winograd for wider ones, im2col + GEMM for everything else."""
+    if winograd_fused.suits(shape, stride, padding):
+        return "winograd_fused"
+    return "winograd" if winograd.applies(shape, stride, padding) else "im2col"
+
+
 class Conv2d(_CachedLayer):
     """Dense convolution without bias: (N, H, W, Cin) -> (N, Ho, Wo, Cout), weight (K, K, Cin, Cout).
 
         y[n,i,j,co] = sum_{a,b,ci} xpad[n, i*S+a, j*S+b, ci] * w[a,b,ci,co]
 
     padding: int (symmetric, default (K-1)//2) or "same" (TensorFlow's rule, for ported weights).
-    fast: True picks Winograd F(2x2, 3x3) where it applies (3x3, stride 1, padding 1 or "same"); False,
-    or any other geometry: im2col + GEMM (ops/conv2d.py, the readable op). Chosen here, once:
-    ``algorithm`` ("winograd" or "im2col") names it, ``forward_op`` / ``backward_op`` are the pair.
+    fast: True picks Winograd F(2x2, 3x3) where it applies (3x3, stride 1, padding 1 or "same"): in one
+    pass per tile for thin channels (ops/winograd_fused.py), as transforms + GEMMs otherwise
+    (ops/winograd.py); False, or any other geometry: im2col + GEMM (ops/conv2d.py, the readable op).
+    Chosen here, once: ``algorithm`` ("winograd_fused", "winograd" or "im2col") names it,
+    ``forward_op`` / ``backward_op`` are the pair.
     (A CUDA array runs the CUDA tier's conv2d_forward / backward: that tier has one conv algorithm.)
     Cache: the op's cache (input x and geometry; its ``algorithm`` says which op made it).
     """
@@ -108,6 +118,7 @@ class Conv2d(_CachedLayer):
     ALGORITHMS = {  # algorithm -> (forward op, backward op): siblings with the same signatures
         "im2col": (cpu_ops.conv2d_forward, cpu_ops.conv2d_backward),
         "winograd": (winograd.conv2d_winograd_forward, winograd.conv2d_winograd_backward),
+        "winograd_fused": (winograd_fused.conv2d_winograd_fused_forward, winograd_fused.conv2d_winograd_fused_backward),
     }
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
@@ -122,7 +133,7 @@ class Conv2d(_CachedLayer):
         self.padding = default_padding(kernel_size) if padding is None else padding
         shape = (kernel_size, kernel_size, in_channels, out_channels)  # (K, K, Cin, Cout)
         self.weight = Parameter(kaiming_normal_fan_out(shape, out_channels * kernel_size ** 2, rng, dtype))
-        self.algorithm = "winograd" if fast and winograd.applies(shape, stride, self.padding) else "im2col"
+        self.algorithm = _conv_algorithm(shape, stride, self.padding) if fast else "im2col"
         self.forward_op, self.backward_op = self.ALGORITHMS[self.algorithm]
 
     def forward(self, x):
