@@ -58,17 +58,26 @@ class FusedWinogradCache(WinogradCache):
 
 
 # ------------------------------------------------------------------------- one tile's pieces
+# Each 4x4 transform runs as two passes over the channels (columns, then rows), each a loop that reads
+# and writes at most eight channel vectors: LLVM vectorises such a loop over the channels, but gives
+# up on one loop that touches all sixteen (too many possible overlaps to check at run time).
 @njit(inline="always")
-def _tile_input_transform(xpad, n, i0, j0, v):
-    """v[4r+s, c] = (B^T d B)[r, s], d = xpad[n, i0:i0+4, j0:j0+4, c]: v (16, Cin)."""
-    for c in range(xpad.shape[3]):
-        k0 = _bt(_window_column(xpad, n, i0, j0, c))
-        k1 = _bt(_window_column(xpad, n, i0, j0 + 1, c))
-        k2 = _bt(_window_column(xpad, n, i0, j0 + 2, c))
-        k3 = _bt(_window_column(xpad, n, i0, j0 + 3, c))
-        for r in range(4):
-            e0, e1, e2, e3 = _bt((k0[r], k1[r], k2[r], k3[r]))
-            v[4 * r, c], v[4 * r + 1, c], v[4 * r + 2, c], v[4 * r + 3, c] = e0, e1, e2, e3
+def _tile_input_transform(xpad, n, i0, j0, t, v):
+    """v[4r+s, c] = (B^T d B)[r, s], d = xpad[n, i0:i0+4, j0:j0+4, c]: v (16, Cin); t (16, Cin) scratch."""
+    for j in range(4):                                     # t[4a+j] = (B^T d)[a, j]: column j of the window
+        for c in range(xpad.shape[3]):
+            e0, e1, e2, e3 = _bt(_window_column(xpad, n, i0, j0 + j, c))
+            t[j, c] = e0
+            t[4 + j, c] = e1
+            t[8 + j, c] = e2
+            t[12 + j, c] = e3
+    for r in range(4):                                     # v[4r+s] = ((B^T d) B)[r, s]: row r
+        for c in range(xpad.shape[3]):
+            e0, e1, e2, e3 = _bt((t[4 * r, c], t[4 * r + 1, c], t[4 * r + 2, c], t[4 * r + 3, c]))
+            v[4 * r, c] = e0
+            v[4 * r + 1, c] = e1
+            v[4 * r + 2, c] = e2
+            v[4 * r + 3, c] = e3
 
 
 @njit(inline="always")
@@ -84,28 +93,37 @@ def _tile_product(v, u, m):
 
 
 @njit(inline="always")
-def _tile_output_transform(m, n, i0, j0, ypad):
-    """ypad[n, i0+i, j0+j, co] = (A^T M A)[i, j], M[r, s] = m[4r+s, co]."""
-    for co in range(m.shape[1]):
-        k0 = _at((m[0, co], m[4, co], m[8, co], m[12, co]))
-        k1 = _at((m[1, co], m[5, co], m[9, co], m[13, co]))
-        k2 = _at((m[2, co], m[6, co], m[10, co], m[14, co]))
-        k3 = _at((m[3, co], m[7, co], m[11, co], m[15, co]))
-        for i in range(2):
-            y0, y1 = _at((k0[i], k1[i], k2[i], k3[i]))
+def _tile_output_transform(m, n, i0, j0, k, ypad):
+    """ypad[n, i0+i, j0+j, co] = (A^T M A)[i, j], M[r, s] = m[4r+s, co]; k (8, Cout) scratch."""
+    for s in range(4):                                     # k[4i+s] = (A^T M)[i, s]: column s
+        for co in range(m.shape[1]):
+            e0, e1 = _at((m[s, co], m[4 + s, co], m[8 + s, co], m[12 + s, co]))
+            k[s, co] = e0
+            k[4 + s, co] = e1
+    for i in range(2):                                     # row i of (A^T M) A: two outputs
+        for co in range(m.shape[1]):
+            y0, y1 = _at((k[4 * i, co], k[4 * i + 1, co], k[4 * i + 2, co], k[4 * i + 3, co]))
             ypad[n, i0 + i, j0, co] = y0
             ypad[n, i0 + i, j0 + 1, co] = y1
 
 
 @njit(inline="always")
-def _tile_output_adjoint(dypad, n, i0, j0, dm):
-    """dm[4r+s, co] = (A dY A^T)[r, s], dY = dypad[n, i0:i0+2, j0:j0+2, co]."""
-    for co in range(dm.shape[1]):
-        k0 = _a((dypad[n, i0, j0, co], dypad[n, i0 + 1, j0, co]))
-        k1 = _a((dypad[n, i0, j0 + 1, co], dypad[n, i0 + 1, j0 + 1, co]))
-        for r in range(4):
-            e0, e1, e2, e3 = _a((k0[r], k1[r]))
-            dm[4 * r, co], dm[4 * r + 1, co], dm[4 * r + 2, co], dm[4 * r + 3, co] = e0, e1, e2, e3
+def _tile_output_adjoint(dypad, n, i0, j0, k, dm):
+    """dm[4r+s, co] = (A dY A^T)[r, s], dY = dypad[n, i0:i0+2, j0:j0+2, co]; k (8, Cout) scratch."""
+    for j in range(2):                                     # k[2r+j] = (A dY)[r, j]: column j of dY
+        for co in range(dm.shape[1]):
+            e0, e1, e2, e3 = _a((dypad[n, i0, j0 + j, co], dypad[n, i0 + 1, j0 + j, co]))
+            k[j, co] = e0
+            k[2 + j, co] = e1
+            k[4 + j, co] = e2
+            k[6 + j, co] = e3
+    for r in range(4):                                     # row r of (A dY) A^T
+        for co in range(dm.shape[1]):
+            e0, e1, e2, e3 = _a((k[2 * r, co], k[2 * r + 1, co]))
+            dm[4 * r, co] = e0
+            dm[4 * r + 1, co] = e1
+            dm[4 * r + 2, co] = e2
+            dm[4 * r + 3, co] = e3
 
 
 @njit(inline="always")
@@ -131,15 +149,18 @@ def _tile_input_gradient(dm, u_t, dv):
 
 
 @njit(inline="always")
-def _tile_input_adjoint(dv, n, i0, j0, dxpad):
-    """dxpad[n, i0:i0+4, j0:j0+4, c] += B dV B^T, dV[r, s] = dv[4r+s, c]."""
-    for c in range(dv.shape[1]):
-        k0 = _b((dv[0, c], dv[4, c], dv[8, c], dv[12, c]))
-        k1 = _b((dv[1, c], dv[5, c], dv[9, c], dv[13, c]))
-        k2 = _b((dv[2, c], dv[6, c], dv[10, c], dv[14, c]))
-        k3 = _b((dv[3, c], dv[7, c], dv[11, c], dv[15, c]))
-        for r in range(4):
-            o0, o1, o2, o3 = _b((k0[r], k1[r], k2[r], k3[r]))
+def _tile_input_adjoint(dv, n, i0, j0, t, dxpad):
+    """dxpad[n, i0:i0+4, j0:j0+4, c] += B dV B^T, dV[r, s] = dv[4r+s, c]; t (16, Cin) scratch."""
+    for s in range(4):                                     # t[4a+s] = (B dV)[a, s]: column s
+        for c in range(dv.shape[1]):
+            e0, e1, e2, e3 = _b((dv[s, c], dv[4 + s, c], dv[8 + s, c], dv[12 + s, c]))
+            t[s, c] = e0
+            t[4 + s, c] = e1
+            t[8 + s, c] = e2
+            t[12 + s, c] = e3
+    for r in range(4):                                     # row r of (B dV) B^T, added into the window
+        for c in range(dv.shape[1]):
+            o0, o1, o2, o3 = _b((t[4 * r, c], t[4 * r + 1, c], t[4 * r + 2, c], t[4 * r + 3, c]))
             dxpad[n, i0 + r, j0, c] += o0
             dxpad[n, i0 + r, j0 + 1, c] += o1
             dxpad[n, i0 + r, j0 + 2, c] += o2
@@ -153,12 +174,12 @@ def _forward_kernel(xpad, u, th, tw, ypad):
     cin, cout = u.shape[1], u.shape[2]
     for row in prange(xpad.shape[0] * th):                 # one row of tiles (n, ti) per iteration
         n, i0 = row // th, 2 * (row % th)
-        v = np.empty((16, cin), dtype=xpad.dtype)
-        m = np.empty((16, cout), dtype=xpad.dtype)
+        v, t = np.empty((16, cin), dtype=xpad.dtype), np.empty((16, cin), dtype=xpad.dtype)
+        m, k = np.empty((16, cout), dtype=xpad.dtype), np.empty((8, cout), dtype=xpad.dtype)
         for tj in range(tw):
-            _tile_input_transform(xpad, n, i0, 2 * tj, v)
+            _tile_input_transform(xpad, n, i0, 2 * tj, t, v)
             _tile_product(v, u, m)
-            _tile_output_transform(m, n, i0, 2 * tj, ypad)
+            _tile_output_transform(m, n, i0, 2 * tj, k, ypad)
 
 
 @njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
@@ -170,20 +191,19 @@ def _backward_kernel(xpad, dypad, u_t, th, tw, parity, dxpad, du_parts):
     total = xpad.shape[0] * rows_per_image
     chunks = du_parts.shape[0]
     for k in prange(chunks):
-        v = np.empty((16, cin), dtype=xpad.dtype)
-        dv = np.empty((16, cin), dtype=xpad.dtype)
-        dm = np.empty((16, cout), dtype=xpad.dtype)
+        v, dv, t = np.empty((16, cin), xpad.dtype), np.empty((16, cin), xpad.dtype), np.empty((16, cin), xpad.dtype)
+        dm, scratch = np.empty((16, cout), dtype=xpad.dtype), np.empty((8, cout), dtype=xpad.dtype)
         du = du_parts[k]
         for row in range(k * total // chunks, (k + 1) * total // chunks):
             n = row // rows_per_image
             i0 = 2 * (parity + 2 * (row % rows_per_image))
             for tj in range(tw):
                 j0 = 2 * tj
-                _tile_input_transform(xpad, n, i0, j0, v)
-                _tile_output_adjoint(dypad, n, i0, j0, dm)
+                _tile_input_transform(xpad, n, i0, j0, t, v)
+                _tile_output_adjoint(dypad, n, i0, j0, scratch, dm)
                 _tile_weight_gradient(v, dm, du)
                 _tile_input_gradient(dm, u_t, dv)
-                _tile_input_adjoint(dv, n, i0, j0, dxpad)
+                _tile_input_adjoint(dv, n, i0, j0, t, dxpad)
 
 
 # ------------------------------------------------------------------------------- the op
