@@ -14,7 +14,7 @@ LAYERS = [
     {"models", "nn_walk", "data", "search.arch"},
     {"train", "interop", "analysis", "selfcheck"},
     {"search"},
-    {"cli", "bench", "__main__", "tinyeffnet"},
+    {"cli", "bench", "__main__", "tinyeffnet", "exercises"},
 ]
 LEVEL = {part: i for i, layer in enumerate(LAYERS) for part in layer}
 
