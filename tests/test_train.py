@@ -273,6 +273,10 @@ NAN, INF = float("nan"), float("inf")
     (dict(schedule="step"), "schedule must be cosine or exponential, got 'step'"),
     (dict(progressive=1), "progressive must be True or False, got 1"),
     (dict(out=3), "out must be a folder path (str) or None, got 3"),
+    (dict(dataset="cifar"), "dataset must be clutter or shapes, got 'cifar'"),
+    (dict(arch=3), "arch must be a file path (str) or None, got 3"),
+    (dict(arch="no_such_arch.json"), "arch must be an existing stage-table JSON file, got 'no_such_arch.json': "
+                                     "it does not exist"),
 ])
 def test_every_config_field_is_checked_at_construction(overrides, message):
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -288,6 +292,35 @@ def test_data_must_be_an_existing_folder(tmp_path):
     a_file.write_bytes(b"x")
     with pytest.raises(ValueError, match=re.escape(f"got {str(a_file)!r}: it is not a folder")):
         TrainConfig(data=a_file)
+
+
+def test_dataset_chooses_the_built_in_data_and_its_default_folder(tmp_path, monkeypatch):
+    from tinyeffnet.data import ClutterDataset, ShapesDataset
+    from tinyeffnet.train import build_data, output_folder
+
+    train_set, val_set = build_data(TrainConfig(dataset="clutter", train_samples=32, val_samples=16))
+    assert isinstance(train_set, ClutterDataset) and isinstance(val_set, ClutterDataset)
+    assert (len(train_set), val_set.split, train_set.num_classes) == (32, "val", 16)
+    assert isinstance(build_data(TrainConfig(train_samples=32, val_samples=16))[0], ShapesDataset)
+    assert output_folder(TrainConfig(dataset="clutter")) == Path("runs/clutter")
+    assert output_folder(TrainConfig()) == Path("runs/shapes")                  # the main job's folder stays
+    with pytest.raises(ValueError, match="dataset and data are exclusive"):
+        TrainConfig(dataset="clutter", data=tmp_path)
+    assert TrainConfig(data=tmp_path).dataset == "shapes"                       # the default is no conflict
+
+
+def test_a_checkpoint_from_before_dataset_and_arch_existed_still_resumes(tmp_path):
+    # Older checkpoints have no "dataset" or "arch" in their settings: they were made with the defaults.
+    train(out=str(tmp_path), progress=False, log=lambda *a: None, until_epoch=1, **TINY)
+    arrays = load_checkpoint(tmp_path / CHECKPOINT)
+    settings = json.loads(str(arrays["config"]))
+    del settings["dataset"], settings["arch"]
+    arrays["config"] = np.array(json.dumps(settings, sort_keys=True))
+    save_checkpoint(tmp_path / CHECKPOINT, arrays)
+    rows = train(out=str(tmp_path), resume=True, progress=False, log=lambda *a: None, **TINY)
+    assert [r["epoch"] for r in rows] == [2, 3, 4]
+    with pytest.raises(ValueError, match="different settings: dataset='shapes' .now 'clutter'."):
+        train(out=str(tmp_path), resume=True, progress=False, log=lambda *a: None, **{**TINY, "dataset": "clutter"})
 
 
 def test_config_accepts_the_edges_and_stores_plain_types(tmp_path):

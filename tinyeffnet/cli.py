@@ -1,9 +1,10 @@
-"""The `tinyeffnet` command line: gradcheck | bench | summary | train.
+"""The `tinyeffnet` command line: gradcheck | bench | summary | train | search.
 
     tinyeffnet gradcheck                 gradient-check the ops, print a table
     tinyeffnet bench ops [--json]        forward+backward time per op against PyTorch CPU
-    tinyeffnet summary NAME [--image-size N]
-    tinyeffnet train [--epochs N --out DIR --resume --no-progressive ...]
+    tinyeffnet summary NAME | --arch FILE [--image-size N]
+    tinyeffnet train [--epochs N --dataset clutter --arch FILE --out DIR --resume --no-progressive ...]
+    tinyeffnet search [--trials N --strategy random|evolution --out DIR --resume ...]
 """
 from __future__ import annotations
 
@@ -117,7 +118,8 @@ def _cmd_train(args) -> int:
     defaults = TrainConfig()
     try:  # TrainConfig checks every value and their relations (min size <= max size, ...)
         cfg = TrainConfig(
-            model=args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
+            model=args.model, arch=args.arch, dataset=args.dataset, data=args.data, epochs=args.epochs,
+            batch_size=args.batch_size,
             lr=args.lr if args.lr is not None else defaults.lr, optimizer=args.optimizer,
             stages=args.stages, progressive=not args.no_progressive, out=args.out, seed=args.seed,
             train_samples=args.train_samples, val_samples=args.val_samples, min_size=args.min_size,
@@ -146,11 +148,45 @@ def _cmd_train(args) -> int:
 def _cmd_summary(args) -> int:
     from . import analysis
 
-    try:  # an unknown name, or an image too small for the network
-        table = analysis.summary(args.name, image_size=args.image_size)
-    except (ValueError, TypeError) as err:
+    if (args.name is None) == (args.arch is None):
+        return _error(ValueError("summary needs a model NAME or --arch FILE (one of them, not both)"))
+    try:  # an unknown name, a bad arch file, or an image too small for the network
+        if args.arch is not None:
+            from .search.arch import read_arch
+
+            model = read_arch(args.arch).build(args.num_classes)
+            table = analysis.summary(model, image_size=args.image_size)
+        else:
+            table = analysis.summary(args.name, image_size=args.image_size)
+    except (FileNotFoundError, ValueError, TypeError) as err:
         return _error(err)
     print(table)
+    return 0
+
+
+def _cmd_search(args) -> int:
+    from .search.run import BEST, PARETO, TRIALS, SearchConfig, search
+    from .train import TrainingDiverged
+
+    try:  # SearchConfig checks every value
+        cfg = SearchConfig(trials=args.trials, epochs_per_trial=args.epochs_per_trial, image_size=args.image_size,
+                           strategy=args.strategy, dataset=args.dataset, train_samples=args.train_samples,
+                           val_samples=args.val_samples, seed=args.seed, w=args.w, v=args.v, out=args.out,
+                           population=args.population, sample_size=args.sample_size)
+    except (ValueError, TypeError) as err:
+        return _error(err)
+    try:
+        result = search(cfg, resume=args.resume, progress=not args.no_progress_bar)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the finished trials are in {cfg.out}/{TRIALS}; continue with --resume",
+              file=sys.stderr)
+        return 130
+    except (FileNotFoundError, ValueError, OSError, TrainingDiverged) as err:
+        return _error(err)
+    best = result["best"]
+    print(f"done: best reward {best['reward']:.4f} (trial {best['trial']}: accuracy {best['accuracy']:.3f}, "
+          f"S {best['step_ratio']:.2f}, {best['params']:,} params); wrote {cfg.out}/{TRIALS}, {BEST}, {PARETO}. "
+          f"Train it: tinyeffnet train --arch {cfg.out}/{BEST} --dataset {cfg.dataset}")
     return 0
 
 
@@ -211,13 +247,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=_cmd_bench)
 
+    from .data import DATASETS
     from .train import TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train with progressive learning (default: the built-in shapes dataset)",
                        formatter_class=defaults_shown)
     p.add_argument("--model", default=d.model, help="model name (see tinyeffnet.models.list_models())")
-    p.add_argument("--data", default=None, help="image folder (one subfolder per class); None: built-in shapes")
+    p.add_argument("--arch", default=None, metavar="FILE",
+                   help="stage-table JSON (what tinyeffnet search writes as best.json): train that network "
+                        "instead of --model")
+    p.add_argument("--dataset", choices=sorted(DATASETS), default=d.dataset,
+                   help="built-in dataset (shapes: easy, 10 classes; clutter: hard, 16 classes)")
+    p.add_argument("--data", default=None, help="image folder (one subfolder per class); None: the built-in "
+                                                "--dataset")
     p.add_argument("--epochs", type=positive_int, default=d.epochs, help="training epochs")
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size,
                    help="images per training step (None: 64, or what fits a smaller training set)")
@@ -235,16 +278,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-samples", type=positive_int, default=d.val_samples, help="built-in data: validation images")
     p.add_argument("--seed", type=non_negative_int, default=d.seed, help="seed of the data, init and augmentation")
     p.add_argument("--out", default=d.out, help="output folder (metrics.jsonl, checkpoint.npz, curves.png); "
-                                                "None: runs/shapes, or runs/<data folder name>")
+                                                "None: runs/<dataset>, or runs/<data folder name>")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--no-progress-bar", action="store_true", help="no progress bar (log lines only)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("summary", help="per-stage table: shapes, params, multiply-adds, memory",
                        formatter_class=defaults_shown)
-    p.add_argument("name", help="model name, e.g. efficientnetv2_s (see tinyeffnet.models.list_models())")
+    p.add_argument("name", nargs="?", default=None,
+                   help="model name, e.g. efficientnetv2_s (see tinyeffnet.models.list_models()); or use --arch")
+    p.add_argument("--arch", default=None, metavar="FILE",
+                   help="stage-table JSON (tinyeffnet search's best.json) instead of a model name")
+    p.add_argument("--num-classes", type=positive_int, default=1000, help="--arch: classifier outputs")
     p.add_argument("--image-size", type=positive_int, default=224, help="input image side in pixels")
     p.set_defaults(func=_cmd_summary)
+
+    from .search.reward import V_DEFAULT, W_DEFAULT
+    from .search.run import SearchConfig
+    from .search.strategies import STRATEGIES
+
+    sd = SearchConfig()
+    p = sub.add_parser("search", help="training-aware architecture search (reward A * S**w * P**v)",
+                       formatter_class=defaults_shown)
+    p.add_argument("--trials", type=positive_int, default=sd.trials, help="networks to train and score")
+    p.add_argument("--epochs-per-trial", type=positive_int, default=sd.epochs_per_trial,
+                   help="training epochs per network")
+    p.add_argument("--image-size", type=positive_int, default=sd.image_size, help="training and validation size")
+    p.add_argument("--strategy", choices=STRATEGIES, default=sd.strategy,
+                   help="random: the paper's random sampling; evolution: regularised (aging) evolution")
+    p.add_argument("--population", type=positive_int, default=sd.population,
+                   help="evolution: the population (the most recent trials)")
+    p.add_argument("--sample-size", type=positive_int, default=sd.sample_size, help="evolution: tournament size")
+    p.add_argument("--dataset", choices=sorted(DATASETS), default=sd.dataset, help="built-in dataset")
+    p.add_argument("--train-samples", type=positive_int, default=sd.train_samples, help="training images per trial")
+    p.add_argument("--val-samples", type=positive_int, default=sd.val_samples, help="validation images per trial")
+    p.add_argument("--seed", type=non_negative_int, default=sd.seed, help="seed of the proposals, data and init")
+    p.add_argument("--w", type=float, default=W_DEFAULT, help="exponent of the normalised step time S")
+    p.add_argument("--v", type=float, default=V_DEFAULT, help="exponent of the normalised parameter count P")
+    p.add_argument("--out", default=sd.out, help="output folder (search.json, trials.jsonl, best.json, pareto.png)")
+    p.add_argument("--resume", action="store_true", help="continue the search in OUT from its trials.jsonl")
+    p.add_argument("--no-progress-bar", action="store_true", help="no progress bar (one line per trial)")
+    p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser("export", help="write trained weights for PyTorch (torchvision, timm) or .safetensors",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -266,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-ema", action="store_true",
                    help="checkpoints: the raw training weights instead of their EMA (e.g. to continue training)")
     p.set_defaults(func=_cmd_export)
+
+    from .exercises.command import add_parser as add_exercise_parser   # tinyeffnet exercise list|start|check|grade
+
+    add_exercise_parser(sub)
     return parser
 
 

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data import DATASETS
 from ..models import list_models
 
 DEFAULT_BATCH_SIZE = 64          # what batch_size=None means when the training set is large enough
-DEFAULT_OUT = "runs/shapes"      # what out=None means for the built-in data
+DEFAULT_OUT = "runs/shapes"      # what out=None means for the built-in data (runs/<dataset> for others)
 
 
 # ----------------------------------------------------------------------------------- configuration
@@ -35,12 +36,20 @@ class TrainConfig:
         batch_size=None   64, or, for a training set of fewer than 64 images, the largest power of
                           two that fits (every batch is a full one). A number is used as given, and
                           one larger than the training set is an error.
-        out=None          runs/shapes for the built-in data, runs/<folder name> for an image folder,
-                          so that a run on your own images never overwrites the main job's results.
+        out=None          runs/<dataset> for the built-in data (runs/shapes for the default),
+                          runs/<folder name> for an image folder, so that a run on other data never
+                          overwrites the main job's results.
+
+    ``dataset`` names a built-in dataset (``data.DATASETS``: "shapes", "clutter"); it is used when
+    ``data`` is None, and naming another than "shapes" together with an image folder is an error.
+    ``arch`` is a stage-table JSON file (the format ``tinyeffnet search`` writes as best.json,
+    see search/arch.py): the network is built from it instead of ``model``.
     """
 
     model: str = "efficientnetv2_tiny"
-    data: str | None = None              # None: the built-in ShapesDataset; else an image folder
+    arch: str | None = None              # None: build ``model``; else a stage-table JSON file
+    dataset: str = "shapes"              # built-in data: a name in data.DATASETS
+    data: str | None = None              # None: the built-in ``dataset``; else an image folder
     train_samples: int = 8000            # built-in data only
     val_samples: int = 1000
     val_fraction: float = 0.1            # image folder: share of images held out for validation
@@ -69,7 +78,12 @@ class TrainConfig:
         """Check every field, naming the argument, what it must be and what it got; store plain
         Python types (np.int64 -> int, lists -> tuples) so that the config is always JSON."""
         self.model = _check_model(self.model)
+        self.arch = _check_file("arch", self.arch)
+        self.dataset = _check_choice("dataset", self.dataset, tuple(sorted(DATASETS)))
         self.data = _check_folder("data", self.data)
+        if self.data is not None and self.dataset != "shapes":
+            raise ValueError(f"dataset and data are exclusive: data={self.data!r} is an image folder, "
+                             f"so dataset={self.dataset!r} (a built-in dataset) would be ignored; pass one")
         for name in ("train_samples", "val_samples", "epochs", "stages"):
             setattr(self, name, _check_int(name, getattr(self, name), 1))
         self.batch_size = _check_int("batch_size", self.batch_size, 1, none_means="choose one that fits")
@@ -159,13 +173,22 @@ def _check_model(name) -> str:
     return name
 
 
-def _check_path(name: str, value):
+def _check_path(name: str, value, kind: str = "folder"):
     """None, or a str / os.PathLike, returned as a str (so that the config stays JSON)."""
     if value is None:
         return None
     if not isinstance(value, (str, os.PathLike)) or os.fspath(value) == "":
-        raise ValueError(f"{name} must be a folder path (str) or None, got {value!r}")
+        raise ValueError(f"{name} must be a {kind} path (str) or None, got {value!r}")
     return os.fspath(value)
+
+
+def _check_file(name: str, value):
+    """None, or the path of an existing file."""
+    value = _check_path(name, value, kind="file")
+    if value is not None and not os.path.isfile(value):
+        why = "it is a folder" if os.path.isdir(value) else "it does not exist"
+        raise ValueError(f"{name} must be an existing stage-table JSON file, got {value!r}: {why}")
+    return value
 
 
 def _check_folder(name: str, value):
@@ -179,12 +202,13 @@ def _check_folder(name: str, value):
 
 # ------------------------------------------------------------- what the config's Nones resolve to
 def output_folder(cfg: TrainConfig) -> Path:
-    """Where a run writes: ``cfg.out``, or when it is None runs/shapes (built-in data) or
-    runs/<folder name> (an image folder), so that --data runs never overwrite the main job's."""
+    """Where a run writes: ``cfg.out``, or when it is None runs/shapes (the default built-in data),
+    runs/<dataset> (another built-in dataset) or runs/<folder name> (an image folder), so that other
+    runs never overwrite the main job's."""
     if cfg.out is not None:
         return Path(cfg.out)
     if cfg.data is None:
-        return Path(DEFAULT_OUT)
+        return Path(DEFAULT_OUT) if cfg.dataset == "shapes" else Path("runs") / cfg.dataset
     return Path("runs") / Path(cfg.data).resolve().name
 
 

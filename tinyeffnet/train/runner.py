@@ -6,7 +6,8 @@ epoch, evaluates, and after every epoch writes the checkpoint and one metrics li
 exactly (same losses as a run never stopped), turns Ctrl-C into a checkpoint at a step boundary,
 and stops on a NaN/Inf before writing anything, so the last good checkpoint survives.
 
-What a run writes into ``out`` (default runs/shapes, or runs/<folder name> for an image folder):
+What a run writes into ``out`` (default runs/shapes, runs/<dataset> for another built-in dataset, or
+runs/<folder name> for an image folder):
     metrics.jsonl    one JSON line per epoch (epoch, stage, image_size, lr, train_loss, train_acc,
                      val_loss, val_acc, seconds, images_per_second, ...); strict JSON, never NaN
     checkpoint.npz   model, optimizer, EMA, batch-iterator position, RNG states, counters; written
@@ -28,8 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import files
-from ..data import BatchIterator, ImageFolder, ShapesDataset, generator_state, set_generator_state
+from ..data import BatchIterator, ImageFolder, generator_state, make_dataset, set_generator_state
 from ..models import create_model
+from ..search.arch import read_arch
 from ..optim import EMA, SGD, AdamW, CosineWarmup, ExponentialDecayWarmup, RMSProp
 from .algorithm import (NonFiniteLoss, StageSettings, evaluate_with_ema, progressive_schedule, stage_of_epoch,
                         train_epoch, train_step)
@@ -48,10 +50,11 @@ class TrainingDiverged(RuntimeError):
 
 # ------------------------------------------------------------------------------------ building parts
 def build_data(cfg: TrainConfig):
-    """(train set, val set): the built-in shapes, or an image folder split by a seeded permutation."""
+    """(train set, val set): the built-in ``cfg.dataset``, or an image folder split by a seeded
+    permutation."""
     if cfg.data is None:
-        return (ShapesDataset(cfg.train_samples, cfg.max_size, seed=cfg.seed, split="train"),
-                ShapesDataset(cfg.val_samples, cfg.eval_size, seed=cfg.seed, split="val"))
+        return (make_dataset(cfg.dataset, cfg.train_samples, cfg.max_size, seed=cfg.seed, split="train"),
+                make_dataset(cfg.dataset, cfg.val_samples, cfg.eval_size, seed=cfg.seed, split="val"))
     folder = ImageFolder(cfg.data, image_size=cfg.max_size, cache=True)
     order = np.random.default_rng([cfg.seed, 3]).permutation(len(folder))
     n_val = max(1, int(round(cfg.val_fraction * len(folder))))
@@ -74,6 +77,18 @@ class _Subset:
 
     def batch(self, indices, image_size=None):
         return self.source.batch(self.indices[np.asarray(indices)], image_size)
+
+
+def build_model(cfg: TrainConfig, num_classes: int, drop_rate: float):
+    """The network to train: built from the stage table of ``cfg.arch`` (a JSON file, see
+    search/arch.py) when one is given, else the named ``cfg.model``; seeded with ``cfg.seed``."""
+    if cfg.arch is not None:
+        model = read_arch(cfg.arch).build(num_classes, drop_rate=drop_rate, drop_path_rate=cfg.drop_path_rate,
+                                          seed=cfg.seed)
+        model.name = f"arch {cfg.arch}"
+        return model
+    return create_model(cfg.model, num_classes=num_classes, drop_rate=drop_rate,
+                        drop_path_rate=cfg.drop_path_rate, seed=cfg.seed)
 
 
 def build_optimizer(cfg: TrainConfig, model):
@@ -192,8 +207,8 @@ class Trainer:
             log(f"batch size {self.batch_size}: the training set has {len(self.train_set)} images, too few "
                 f"for the default {DEFAULT_BATCH_SIZE} (every batch is a full one); pass batch_size to choose")
         first = self.stages[0]
-        self.model = create_model(cfg.model, num_classes=self.train_set.num_classes, drop_rate=first.dropout,
-                                  drop_path_rate=cfg.drop_path_rate, seed=cfg.seed)
+        self.arch_table = read_arch(cfg.arch).key() if cfg.arch is not None else None
+        self.model = build_model(cfg, self.train_set.num_classes, first.dropout)
         # A zero classifier predicts the uniform distribution, so training starts at loss ln(K)
         # (cs231n's first sanity check). torchvision's init, uniform(+-1/sqrt(K)), is tuned for K = 1000:
         # with K = 10 its initial logits are large and the first loss is ~3.3 instead of 2.3.
@@ -228,8 +243,13 @@ class Trainer:
 
     # ---------------------------------------------------------------- state
     def settings(self) -> dict:
-        """The config as a checkpoint records it: with the batch size and folder actually used."""
-        return {**json.loads(self.cfg.to_json()), "batch_size": self.batch_size, "out": str(self.out)}
+        """The config as a checkpoint records it: with the batch size and folder actually used,
+        and the stage table read from ``cfg.arch`` (None without one), so that a resume with
+        another architecture is refused even when the file's path is the same."""
+        settings = {**json.loads(self.cfg.to_json()), "batch_size": self.batch_size, "out": str(self.out)}
+        if self.arch_table is not None:
+            settings["arch_table"] = self.arch_table
+        return settings
 
     def state_arrays(self) -> dict:
         arrays = {"config": np.array(json.dumps(self.settings(), sort_keys=True))}
@@ -284,10 +304,15 @@ class Trainer:
         except ValueError:
             raise ValueError(f"cannot resume from {source}: its 'config' entry is not JSON") from None
         mine = self.settings()
-        differ = sorted(k for k in mine if k not in ("out", "epochs") and saved.get(k) != mine[k])
+        # The arch file's path may change (a moved file); its stage table (arch_table) may not. A
+        # setting missing from an older checkpoint was made with that setting's default.
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+        saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
+        keys = set(mine) | ({"arch_table"} if "arch_table" in saved else set())
+        differ = sorted(k for k in keys if k not in ("out", "epochs", "arch") and saved.get(k) != mine.get(k))
         if differ:
             raise ValueError(f"cannot resume from {source}: it was made with different settings: "
-                             + ", ".join(f"{k}={saved.get(k)!r} (now {mine[k]!r})" for k in differ))
+                             + ", ".join(f"{k}={saved.get(k)!r} (now {mine.get(k)!r})" for k in differ))
         bad = non_finite_entry(arrays)
         if bad is not None:
             raise ValueError(f"cannot resume from {source}: {bad[0]} holds {bad[1]} NaN or Inf values "
