@@ -63,6 +63,17 @@ def non_negative_float(text: str) -> float:
     return _finite_float(text, positive=False)
 
 
+def _peer_list(text: str) -> tuple:
+    """argparse type for --peers: a comma-separated list of PyTorch contenders."""
+    from .bench.train_step import PEERS
+
+    peers = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [peer for peer in peers if peer not in PEERS]
+    if unknown or not peers:
+        raise argparse.ArgumentTypeError(f"must be one or more of {', '.join(PEERS)} (comma-separated), got {text!r}")
+    return peers
+
+
 def _error(err: BaseException) -> int:
     """Print a refused input as one line "error: ..." on stderr; return the exit code 2."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
@@ -88,14 +99,15 @@ def _cmd_bench(args) -> int:
         from .bench import train_step
 
         results = train_step.run(sizes=tuple(args.sizes), batch=args.batch, rounds=args.rounds,
-                                 progress=lambda msg: print(msg, file=sys.stderr))
+                                 progress=lambda msg: print(msg, file=sys.stderr), model=args.model,
+                                 peers=args.peers, isa=args.isa)
         print(json.dumps(results, indent=1) if args.json else train_step.format_table(results))
         return 0
     if args.what == "profile":
         from .bench import train_step
 
         size = args.sizes[0]
-        result = train_step.profile(size=size, batch=args.batch)
+        result = train_step.profile(size=size, batch=args.batch, model=args.model)
         print(json.dumps(result, indent=1) if args.json else train_step.format_profile(result, size, args.batch))
         return 0
     if args.what == "progressive":
@@ -209,7 +221,7 @@ def _cmd_export(args) -> int:
               f"tv = tinyeffnet.interop.torchvision_model(tinyeffnet.create_model({done['model']!r}, "
               f"num_classes={done['num_classes']}), copy_weights=False) (or torchvision's own builder)")
     elif done["format"] == "timm":
-        print(f"load it: timm.create_model(NAME, num_classes={done['num_classes']}, bn_eps=1e-3)"
+        print(f"load it: timm.create_model(NAME, num_classes={done['num_classes']}, bn_eps={done['bn_eps']:g})"
               f".load_state_dict(torch.load({done['out']!r}, weights_only=True))")
     return 0
 
@@ -233,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=defaults_shown)
     p.add_argument("what", choices=["ops", "train-step", "profile", "progressive", "gpu"],
                    help="ops: forward+backward per op at EfficientNetV2-S shapes (CPU); "
-                        "train-step: EfficientNetV2-S training step, cold/warm start, peak memory vs PyTorch; "
+                        "train-step: a training step (default EfficientNetV2-S) against PyTorch NCHW, "
+                        "channels_last and torch.compile, cold/warm start, peak memory; "
                         "profile: time per op family in one training step; "
                         "progressive: default training with and without progressive learning; "
                         "gpu: every CUDA check and timing on a real GPU, in one command")
@@ -242,6 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=positive_int, nargs="+", default=[128, 224],
                    help="train-step/profile: image sizes (profile uses the first)")
     p.add_argument("--batch", type=positive_int, default=8, help="train-step/profile: batch size")
+    p.add_argument("--model", default="efficientnetv2_s",
+                   help="train-step/profile: the network (efficientnetv2_tiny: the main job's, 10 classes)")
+    p.add_argument("--peers", default="torch,torch-cl", type=_peer_list,
+                   help="train-step: comma-separated PyTorch contenders among torch (NCHW), torch-cl "
+                        "(channels_last), torch-compile")
+    p.add_argument("--isa", choices=["native", "avx2"], default="native",
+                   help="train-step: avx2 forces the AVX2 code paths in numpy, OpenBLAS, Numba and torch "
+                        "for every contender")
     p.add_argument("--out", default="runs/bench_progressive", help="progressive: output folder")
     p.add_argument("--epochs", type=positive_int, default=None, help="progressive: epochs (None: the train default)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
