@@ -113,15 +113,42 @@ def _cmd_bench(args) -> int:
     if args.what == "progressive":
         from .bench import progressive
 
-        results = progressive.run(out=args.out, epochs=args.epochs)
+        out = args.out or "runs/bench_progressive"
+        results = progressive.run(out=out, epochs=args.epochs)
         print(progressive.format_table(results))
-        print(f"wrote {args.out}/progressive.json and progressive.png")
+        print(f"wrote {out}/progressive.json and progressive.png")
         return 0
+    if args.what == "claims":
+        return _bench_claims(args)
     if args.what == "gpu":
         from .bench import gpu
 
         return gpu.run()
     raise SystemExit(f"unknown benchmark {args.what!r}")
+
+
+def _bench_claims(args) -> int:
+    """The paper's design claims measured: the ablation from a V1-like tiny network, then B4 against V2-S."""
+    from pathlib import Path
+
+    from .bench import claims
+    from .files import write_atomic
+
+    def say(message):
+        print(message, file=sys.stderr)
+
+    out = Path(args.out or "runs/bench_claims")
+    ablation = claims.run_ablation(image_size=args.sizes[0], batch=args.batch, rounds=args.rounds,
+                                   budget_s=args.budget, progress=say)
+    versus = claims.run_v1_vs_v2(size=128, batch=8, rounds=args.rounds, ablation=ablation, progress=say)
+    print(claims.format_ablation(ablation))
+    print()
+    print(claims.format_v1_vs_v2(versus))
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"ablation": ablation, "v1_vs_v2": versus}, indent=1)
+    write_atomic(out / "claims.json", lambda f: f.write(text.encode()))
+    print(f"wrote {out / 'claims.json'}")
+    return 0
 
 
 def _cmd_train(args) -> int:
@@ -243,12 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks against PyTorch (each contender in its own process)",
                        formatter_class=defaults_shown)
-    p.add_argument("what", choices=["ops", "train-step", "profile", "progressive", "gpu"],
+    p.add_argument("what", choices=["ops", "train-step", "profile", "progressive", "claims", "gpu"],
                    help="ops: forward+backward per op at EfficientNetV2-S shapes (CPU); "
                         "train-step: a training step (default EfficientNetV2-S) against PyTorch NCHW, "
                         "channels_last and torch.compile, cold/warm start, peak memory; "
                         "profile: time per op family in one training step; "
                         "progressive: default training with and without progressive learning; "
+                        "claims: the paper's four design choices as an ablation, and EfficientNet-B4 against V2-S; "
                         "gpu: every CUDA check and timing on a real GPU, in one command")
     p.add_argument("--rounds", type=positive_int, default=3, help="alternating rounds per contender")
     p.add_argument("--repeats", type=positive_int, default=20, help="ops: timed calls per op per round")
@@ -263,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--isa", choices=["native", "avx2"], default="native",
                    help="train-step: avx2 forces the AVX2 code paths in numpy, OpenBLAS, Numba and torch "
                         "for every contender")
-    p.add_argument("--out", default="runs/bench_progressive", help="progressive: output folder")
+    p.add_argument("--out", default=None, help="progressive/claims: output folder (default runs/bench_<what>)")
+    p.add_argument("--budget", type=positive_float, default=60.0, help="claims: training seconds per run")
     p.add_argument("--epochs", type=positive_int, default=None, help="progressive: epochs (None: the train default)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=_cmd_bench)
