@@ -91,14 +91,14 @@ def _cmd_bench(args) -> int:
     if args.what == "ops":
         from .bench import ops as bench_ops
 
-        summary = bench_ops.run(rounds=args.rounds, repeats=args.repeats,
+        summary = bench_ops.run(rounds=args.rounds or 3, repeats=args.repeats,
                                 progress=lambda msg: print(msg, file=sys.stderr))
         print(json.dumps(summary, indent=1) if args.json else bench_ops.format_table(summary))
         return 0
     if args.what == "train-step":
         from .bench import train_step
 
-        results = train_step.run(sizes=tuple(args.sizes), batch=args.batch, rounds=args.rounds,
+        results = train_step.run(sizes=tuple(args.sizes), batch=args.batch, rounds=args.rounds or 3,
                                  progress=lambda msg: print(msg, file=sys.stderr), model=args.model,
                                  peers=args.peers, isa=args.isa)
         print(json.dumps(results, indent=1) if args.json else train_step.format_table(results))
@@ -120,6 +120,13 @@ def _cmd_bench(args) -> int:
         return 0
     if args.what == "claims":
         return _bench_claims(args)
+    if args.what == "train-vs-torch":
+        from .bench import train_vs_torch
+
+        results = train_vs_torch.run(rounds=args.rounds or 1, target=args.target, epochs=args.epochs,
+                                     progress=lambda msg: print(msg, file=sys.stderr))
+        print(json.dumps(results, indent=1) if args.json else train_vs_torch.format_table(results))
+        return 0
     if args.what == "gpu":
         from .bench import gpu
 
@@ -138,9 +145,8 @@ def _bench_claims(args) -> int:
         print(message, file=sys.stderr)
 
     out = Path(args.out or "runs/bench_claims")
-    ablation = claims.run_ablation(image_size=args.sizes[0], batch=args.batch, rounds=args.rounds,
-                                   budget_s=args.budget, progress=say)
-    versus = claims.run_v1_vs_v2(size=128, batch=8, rounds=args.rounds, ablation=ablation, progress=say)
+    ablation = claims.run_ablation(rounds=args.rounds or 5, budget_s=args.budget, progress=say)   # 32 px, batch 32
+    versus = claims.run_v1_vs_v2(size=128, batch=8, rounds=args.rounds or 3, ablation=ablation, progress=say)
     print(claims.format_ablation(ablation))
     print()
     print(claims.format_v1_vs_v2(versus))
@@ -270,15 +276,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks against PyTorch (each contender in its own process)",
                        formatter_class=defaults_shown)
-    p.add_argument("what", choices=["ops", "train-step", "profile", "progressive", "claims", "gpu"],
+    p.add_argument("what", choices=["ops", "train-step", "profile", "train-vs-torch", "progressive", "claims", "gpu"],
                    help="ops: forward+backward per op at EfficientNetV2-S shapes (CPU); "
                         "train-step: a training step (default EfficientNetV2-S) against PyTorch NCHW, "
                         "channels_last and torch.compile, cold/warm start, peak memory; "
                         "profile: time per op family in one training step; "
+                        "train-vs-torch: time to accuracy of the main job against PyTorch doing the same job; "
                         "progressive: default training with and without progressive learning; "
                         "claims: the paper's four design choices as an ablation, and EfficientNet-B4 against V2-S; "
                         "gpu: every CUDA check and timing on a real GPU, in one command")
-    p.add_argument("--rounds", type=positive_int, default=3, help="alternating rounds per contender")
+    p.add_argument("--rounds", type=positive_int, default=None,
+                   help="alternating rounds per contender (default 3; train-vs-torch 1, a whole training each)")
+    p.add_argument("--target", type=positive_float, default=0.9, help="train-vs-torch: validation accuracy to time")
     p.add_argument("--repeats", type=positive_int, default=20, help="ops: timed calls per op per round")
     p.add_argument("--sizes", type=positive_int, nargs="+", default=[128, 224],
                    help="train-step/profile: image sizes (profile uses the first)")
