@@ -70,7 +70,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .shapes import SPLITS, _background, _pixel_centres, _stripe_distance
+from .procedural import SPLITS, ProceduralDataset, check_count, check_split, local_frame
+from .shapes import _background, _stripe_distance
 
 __all__ = ["ClutterDataset", "CLUTTER_CLASS_NAMES"]
 
@@ -94,15 +95,6 @@ _PERIODS = {9: (0.095, 0.11), 10: (0.12, 0.135), 11: (0.095, 0.11), 12: (0.12, 0
             13: (0.11, 0.14), 14: (0.11, 0.14), 15: (0.11, 0.14)}
 
 
-def _check_int(name: str, value, minimum: int) -> int:
-    """An int >= minimum (bools and floats refused), named in the message."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"ClutterDataset: {name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"ClutterDataset: {name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
 def _check_unit_number(name: str, value, high: float) -> float:
     """A real number in [0, high] (bools refused), named in the message."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
@@ -112,7 +104,7 @@ def _check_unit_number(name: str, value, high: float) -> float:
     return float(value)
 
 
-class ClutterDataset:
+class ClutterDataset(ProceduralDataset):
     """Sixteen confusable classes among distractors, deterministic by seed, at any resolution.
 
     num_samples: how many samples (index i in [0, num_samples)).
@@ -125,17 +117,17 @@ class ClutterDataset:
 
     num_classes = len(CLUTTER_CLASS_NAMES)
     class_names = CLUTTER_CLASS_NAMES
+    NOISE_STREAM = (16,)                 # 16: not the shapes' noise stream
+    RENDER_PIXELS = 2 ** 19              # more temporaries per pixel than the shapes (distractors)
 
     def __init__(self, num_samples: int, image_size: int = 64, seed: int = 0, split: str = "train",
                  noise: float = 0.08, distractors: int = MAX_DISTRACTORS):
-        self.num_samples = _check_int("num_samples", num_samples, 1)
-        self.image_size = _check_int("image_size", image_size, 4)
-        self.seed = _check_int("seed", seed, 0)
-        if not isinstance(split, str) or split not in SPLITS:
-            raise ValueError(f"ClutterDataset: split must be one of {sorted(SPLITS)}, got {split!r}")
-        self.split = split
+        self.num_samples = check_count("ClutterDataset", "num_samples", num_samples, 1)
+        self.image_size = check_count("ClutterDataset", "image_size", image_size, 4)
+        self.seed = check_count("ClutterDataset", "seed", seed, 0)
+        self.split = check_split("ClutterDataset", split)
         self.noise = _check_unit_number("noise", noise, 0.5)
-        self.distractors = _check_int("distractors", distractors, 0)
+        self.distractors = check_count("ClutterDataset", "distractors", distractors, 0)
         if self.distractors > MAX_DISTRACTORS:
             raise ValueError(f"ClutterDataset: distractors must be <= {MAX_DISTRACTORS}, got {distractors}")
         self._table, self.labels = self._draw_scenes()
@@ -149,23 +141,6 @@ class ClutterDataset:
         labels = np.argsort(table[:, _ORDER].reshape(-1, k), axis=1).reshape(-1).astype(np.int64)
         return table[: self.num_samples], labels[: self.num_samples]
 
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def __getitem__(self, i: int):
-        images, labels = self.batch([i])
-        return images[0], labels[0]
-
-    def _indices(self, indices) -> np.ndarray:
-        indices = np.asarray(indices)
-        if indices.ndim != 1 or not (indices.size == 0 or np.issubdtype(indices.dtype, np.integer)):
-            raise TypeError(f"ClutterDataset: indices must be a 1-D sequence of ints, got shape {indices.shape}, "
-                            f"dtype {indices.dtype}")
-        if indices.size and (indices.min() < 0 or indices.max() >= self.num_samples):
-            bad = indices[(indices < 0) | (indices >= self.num_samples)][0]
-            raise IndexError(f"ClutterDataset: index {bad} out of range for a dataset of {self.num_samples} samples")
-        return indices.astype(np.int64)
-
     def scene(self, i: int) -> dict:
         """The numbers that describe sample i (independent of the resolution)."""
         i = int(self._indices([i])[0])
@@ -174,24 +149,6 @@ class ClutterDataset:
                 **{k: np.asarray(v)[0].tolist() for k, v in main.items()},
                 "distractors": [{k: np.asarray(v)[0].tolist() for k, v in s.items()}
                                 for s in slots if s["active"][0]]}
-
-    def batch(self, indices, image_size: int | None = None):
-        """Render samples ``indices`` at side ``image_size`` (default: the dataset's).
-
-        Returns images (N, S, S, 3) float32 in [0, 1] and labels (N,) int64.
-        """
-        indices = self._indices(indices)
-        size = self.image_size if image_size is None else _check_int("image_size", image_size, 4)
-        images = np.empty((indices.size, size, size, 3), dtype=np.float32)          # (N, S, S, 3)
-        chunk = max(1, 2 ** 19 // (size * size))          # bounds the temporaries to ~2 MB each
-        for start in range(0, indices.size, chunk):
-            part = indices[start: start + chunk]
-            self._render(part, size, out=images[start: start + part.size])
-        return images, self.labels[indices].copy()
-
-    def arrays(self, image_size: int | None = None):
-        """The whole dataset: images (num_samples, S, S, 3) float32, labels (num_samples,) int64."""
-        return self.batch(np.arange(self.num_samples), image_size)
 
     def _render(self, indices: np.ndarray, size: int, out: np.ndarray) -> None:
         """Draw the scenes of ``indices`` into out (N, S, S, 3) float32, in painter's order."""
@@ -210,18 +167,6 @@ class ClutterDataset:
         if self.noise:
             self._add_noise(indices, size, out)
         np.clip(out, 0, 1, out=out)
-
-    def _add_noise(self, indices: np.ndarray, size: int, out: np.ndarray) -> None:
-        """out += uniform(-noise, noise), one generator per (seed, split, sample, size)."""
-        noise = np.empty((size, size, 3), dtype=np.float32)                          # (S, S, 3)
-        scale = np.float32(2 * self.noise)
-        for row, i in enumerate(indices):
-            rng = np.random.default_rng([self.seed, SPLITS[self.split], int(i), size, 16])
-            rng.random(dtype=np.float32, out=noise)
-            noise -= np.float32(0.5)
-            noise *= scale
-            out[row] += noise
-
 
 def _take(params: dict, rows: np.ndarray) -> dict:
     return {k: v[rows] for k, v in params.items()}
@@ -289,16 +234,6 @@ def _scene_parameters(u: np.ndarray, labels: np.ndarray, max_distractors: int):
 # ----------------------------------------------------------------------------------------------------
 # Rendering
 # ----------------------------------------------------------------------------------------------------
-
-def _local_frame(params: dict, size: int):
-    """q = R(-theta)(p - c) for every pixel: qx, qy (N, S, S)."""
-    t = _pixel_centres(size)
-    px = t[None, None, :] - params["center"][:, 0, None, None]                  # (N, 1, S)
-    py = t[None, :, None] - params["center"][:, 1, None, None]                  # (N, S, 1)
-    cos = np.cos(params["rotation"])[:, None, None]
-    sin = np.sin(params["rotation"])[:, None, None]
-    return cos * px + sin * py, -sin * px + cos * py                             # (N, S, S) each
-
 
 def _polygon(qx, qy, corners: int, first_angle: float):
     """max_k (n_k . q): the support function of a regular polygon with ``corners`` outward normals."""
@@ -370,7 +305,7 @@ def _signed_distance(label: int, qx, qy, p: dict):
 
 def _coverage(params: dict, labels: np.ndarray, size: int) -> np.ndarray:
     """Anti-aliased coverage a = clip(1/2 - sd S, 0, 1), (N, S, S) float32."""
-    qx, qy = _local_frame(params, size)                                          # (N, S, S)
+    qx, qy = local_frame(params, size)                                          # (N, S, S)
     coverage = np.empty(qx.shape, dtype=np.float32)
     per_object = {"size": params["size"], "period": params["period"],
                   "offset_x": params["offset"][:, 0], "offset_y": params["offset"][:, 1]}

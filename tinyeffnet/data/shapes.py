@@ -55,11 +55,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .procedural import SPLITS, ProceduralDataset, check_count, check_split, local_frame, pixel_centres
+
 __all__ = ["ShapesDataset", "CLASS_NAMES"]
 
 CLASS_NAMES = ("circle", "square", "triangle", "ring", "cross", "star",
                "hstripes", "vstripes", "checker", "dots")
-SPLITS = {"train": 0, "val": 1, "test": 2}
 
 # Columns of the per-sample uniform table U (N, NUM_COLUMNS), each in [0, 1).
 _ORDER, _CX, _CY, _SIZE, _ROT, _BG, _FG, _AUX, _PHASE_X, _PHASE_Y, _WAVE = 0, 1, 2, 3, 4, 5, 8, 11, 12, 13, 14
@@ -67,16 +68,7 @@ NUM_COLUMNS = 18                   # _WAVE uses 4 columns: angle, frequency, pha
 _TEXTURE_JITTER = np.pi / 12       # +-15 degrees for textures
 
 
-def _check_size(name: str, value, minimum: int) -> int:
-    """An int >= minimum (bools and floats refused), named in the message."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"ShapesDataset: {name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"ShapesDataset: {name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-class ShapesDataset:
+class ShapesDataset(ProceduralDataset):
     """Procedural shapes and textures, deterministic by seed, at any resolution.
 
     num_samples: how many samples (index i in [0, num_samples)).
@@ -91,12 +83,10 @@ class ShapesDataset:
 
     def __init__(self, num_samples: int, image_size: int = 64, seed: int = 0, split: str = "train",
                  noise: float = 0.05):
-        self.num_samples = _check_size("num_samples", num_samples, 1)
-        self.image_size = _check_size("image_size", image_size, 4)
-        self.seed = _check_size("seed", seed, 0)
-        if not isinstance(split, str) or split not in SPLITS:
-            raise ValueError(f"ShapesDataset: split must be one of {sorted(SPLITS)}, got {split!r}")
-        self.split = split
+        self.num_samples = check_count("ShapesDataset", "num_samples", num_samples, 1)
+        self.image_size = check_count("ShapesDataset", "image_size", image_size, 4)
+        self.seed = check_count("ShapesDataset", "seed", seed, 0)
+        self.split = check_split("ShapesDataset", split)
         if isinstance(noise, (bool, np.bool_)) or not isinstance(noise, (int, float, np.integer, np.floating)):
             raise TypeError(f"ShapesDataset: noise must be a number in [0, 0.5], got {noise!r}")
         if not 0.0 <= float(noise) <= 0.5:
@@ -113,47 +103,12 @@ class ShapesDataset:
         labels = np.argsort(blocks, axis=1).reshape(-1).astype(np.int64)    # a permutation per block
         return table[: self.num_samples], labels[: self.num_samples]
 
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def __getitem__(self, i: int):
-        images, labels = self.batch([i])
-        return images[0], labels[0]
-
-    def _indices(self, indices) -> np.ndarray:
-        indices = np.asarray(indices)
-        if indices.ndim != 1 or not (indices.size == 0 or np.issubdtype(indices.dtype, np.integer)):
-            raise TypeError(f"indices must be a 1-D sequence of ints, got shape {indices.shape}, "
-                            f"dtype {indices.dtype}")
-        if indices.size and (indices.min() < 0 or indices.max() >= self.num_samples):
-            bad = indices[(indices < 0) | (indices >= self.num_samples)][0]
-            raise IndexError(f"index {bad} out of range for a dataset of {self.num_samples} samples")
-        return indices.astype(np.int64)
-
     def scene(self, i: int) -> dict:
         """The numbers that describe sample i (independent of the resolution)."""
         i = int(self._indices([i])[0])
         p = _scene_parameters(self._table[i: i + 1], self.labels[i: i + 1])
         return {"label": int(self.labels[i]), "class_name": CLASS_NAMES[self.labels[i]],
                 **{k: np.asarray(v)[0].tolist() for k, v in p.items()}}
-
-    def batch(self, indices, image_size: int | None = None):
-        """Render samples ``indices`` at side ``image_size`` (default: the dataset's).
-
-        Returns images (N, S, S, 3) float32 in [0, 1] and labels (N,) int64.
-        """
-        indices = self._indices(indices)
-        size = self.image_size if image_size is None else _check_size("image_size", image_size, 4)
-        images = np.empty((indices.size, size, size, 3), dtype=np.float32)          # (N, S, S, 3)
-        chunk = max(1, 2 ** 20 // (size * size))          # bounds the temporaries to ~4 MB each
-        for start in range(0, indices.size, chunk):
-            part = indices[start: start + chunk]
-            self._render(part, size, out=images[start: start + part.size])
-        return images, self.labels[indices].copy()
-
-    def arrays(self, image_size: int | None = None):
-        """The whole dataset: images (num_samples, S, S, 3) float32, labels (num_samples,) int64."""
-        return self.batch(np.arange(self.num_samples), image_size)
 
     def _render(self, indices: np.ndarray, size: int, out: np.ndarray) -> None:
         """Draw the scenes of ``indices`` into out (N, S, S, 3) float32."""
@@ -165,18 +120,6 @@ class ShapesDataset:
         if self.noise:
             self._add_noise(indices, size, out)
         np.clip(out, 0, 1, out=out)
-
-    def _add_noise(self, indices: np.ndarray, size: int, out: np.ndarray) -> None:
-        """out += uniform(-noise, noise), one generator per (seed, split, sample, size)."""
-        noise = np.empty((size, size, 3), dtype=np.float32)                           # (S, S, 3)
-        scale = np.float32(2 * self.noise)
-        for row, i in enumerate(indices):
-            rng = np.random.default_rng([self.seed, SPLITS[self.split], int(i), size])
-            rng.random(dtype=np.float32, out=noise)
-            noise -= np.float32(0.5)
-            noise *= scale
-            out[row] += noise
-
 
 # ----------------------------------------------------------------------------------------------------
 # Scene parameters from the uniform table
@@ -208,20 +151,6 @@ def _scene_parameters(u: np.ndarray, labels: np.ndarray) -> dict:
 # ----------------------------------------------------------------------------------------------------
 # Rendering
 # ----------------------------------------------------------------------------------------------------
-
-def _pixel_centres(size: int) -> np.ndarray:
-    return ((np.arange(size, dtype=np.float32) + np.float32(0.5)) / np.float32(size))   # (S,)
-
-
-def _local_frame(params: dict, size: int):
-    """q = R(-theta)(p - c) for every pixel: qx, qy (N, S, S)."""
-    t = _pixel_centres(size)
-    px = t[None, None, :] - params["center"][:, 0, None, None]                  # (N, 1, S)
-    py = t[None, :, None] - params["center"][:, 1, None, None]                  # (N, S, 1)
-    cos = np.cos(params["rotation"])[:, None, None]
-    sin = np.sin(params["rotation"])[:, None, None]
-    return cos * px + sin * py, -sin * px + cos * py                             # (N, S, S) each
-
 
 def _stripe_distance(coordinate, period, offset):
     """Signed distance to stripes of width P/2 with period P along one axis (negative inside)."""
@@ -274,7 +203,7 @@ def _signed_distance(label: int, qx, qy, p: dict):
 
 def _coverage(params: dict, labels: np.ndarray, size: int) -> np.ndarray:
     """Anti-aliased coverage a = clip(1/2 - sd / px, 0, 1), (N, S, S) float32."""
-    qx, qy = _local_frame(params, size)                                          # (N, S, S)
+    qx, qy = local_frame(params, size)                                          # (N, S, S)
     coverage = np.empty(qx.shape, dtype=np.float32)
     per_sample = {
         "size": params["size"], "aux": params["aux"], "period": params["period"],
@@ -290,7 +219,7 @@ def _coverage(params: dict, labels: np.ndarray, size: int) -> np.ndarray:
 
 def _background(params: dict, size: int, out: np.ndarray) -> None:
     """out = bg_rgb + amp sin(2 pi f (cos(phi) x + sin(phi) y) + psi), out (N, S, S, 3) float32."""
-    t = _pixel_centres(size)
+    t = pixel_centres(size)
     along = (np.cos(params["wave_angle"])[:, None, None] * t[None, None, :]
              + np.sin(params["wave_angle"])[:, None, None] * t[None, :, None])   # (N, S, S)
     wave = params["wave_amp"][:, None, None] * np.sin(

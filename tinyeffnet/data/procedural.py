@@ -1,0 +1,104 @@
+"""What every procedural dataset here shares: scenes drawn from a uniform table, rendered at any size.
+
+A subclass describes its scenes: ``_draw_scenes`` (the table U and the labels, row i depending only
+on (seed, split, i)), ``_render`` (draw rows into an (N, S, S, 3) float32 buffer) and ``scene`` (the
+numbers of one sample). This class gives the common API and its checks:
+
+    len(ds), ds[i]                      one sample (image (S, S, 3), label)
+    ds.batch(indices, image_size)       images (N, S, S, 3) float32 in [0, 1], labels (N,) int64
+    ds.arrays(image_size)               the whole dataset
+    pixel noise                         uniform in [-noise, noise], one generator per (seed, split,
+                                        sample, size, NOISE_STREAM): deterministic, per resolution
+
+and the geometry both renderers use: pixel centres in the unit square and the rotated local frame.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+SPLITS = {"train": 0, "val": 1, "test": 2}
+
+
+def check_count(where: str, name: str, value, minimum: int) -> int:
+    """An int >= minimum (bools and floats refused), named in the message."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{where}: {name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{where}: {name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_split(where: str, split) -> str:
+    if not isinstance(split, str) or split not in SPLITS:
+        raise ValueError(f"{where}: split must be one of {sorted(SPLITS)}, got {split!r}")
+    return split
+
+
+def pixel_centres(size: int) -> np.ndarray:
+    """(col + 0.5) / S for col = 0 .. S-1: the pixel centres along one side of the unit square, (S,)."""
+    return (np.arange(size, dtype=np.float32) + np.float32(0.5)) / np.float32(size)
+
+
+def local_frame(params: dict, size: int):
+    """q = R(-theta)(p - c) for every pixel: qx, qy (N, S, S), from params "center" (N, 2), "rotation" (N,)."""
+    t = pixel_centres(size)
+    px = t[None, None, :] - params["center"][:, 0, None, None]                  # (N, 1, S)
+    py = t[None, :, None] - params["center"][:, 1, None, None]                  # (N, S, 1)
+    cos = np.cos(params["rotation"])[:, None, None]
+    sin = np.sin(params["rotation"])[:, None, None]
+    return cos * px + sin * py, -sin * px + cos * py                             # (N, S, S) each
+
+
+class ProceduralDataset:
+    """The shared half of ShapesDataset and ClutterDataset (see the module docstring)."""
+
+    NOISE_STREAM: tuple = ()             # extra words in the noise generator's seed (one per dataset)
+    RENDER_PIXELS = 2 ** 20              # pixels rendered per chunk: bounds the temporaries
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __getitem__(self, i: int):
+        images, labels = self.batch([i])
+        return images[0], labels[0]
+
+    def _indices(self, indices) -> np.ndarray:
+        where = type(self).__name__
+        indices = np.asarray(indices)
+        if indices.ndim != 1 or not (indices.size == 0 or np.issubdtype(indices.dtype, np.integer)):
+            raise TypeError(f"{where}: indices must be a 1-D sequence of ints, got shape {indices.shape}, "
+                            f"dtype {indices.dtype}")
+        if indices.size and (indices.min() < 0 or indices.max() >= self.num_samples):
+            bad = indices[(indices < 0) | (indices >= self.num_samples)][0]
+            raise IndexError(f"{where}: index {bad} out of range for a dataset of {self.num_samples} samples")
+        return indices.astype(np.int64)
+
+    def batch(self, indices, image_size: int | None = None):
+        """Render samples ``indices`` at side ``image_size`` (default: the dataset's).
+
+        Returns images (N, S, S, 3) float32 in [0, 1] and labels (N,) int64.
+        """
+        indices = self._indices(indices)
+        size = self.image_size if image_size is None else check_count(type(self).__name__, "image_size",
+                                                                      image_size, 4)
+        images = np.empty((indices.size, size, size, 3), dtype=np.float32)          # (N, S, S, 3)
+        chunk = max(1, self.RENDER_PIXELS // (size * size))
+        for start in range(0, indices.size, chunk):
+            part = indices[start: start + chunk]
+            self._render(part, size, out=images[start: start + part.size])
+        return images, self.labels[indices].copy()
+
+    def arrays(self, image_size: int | None = None):
+        """The whole dataset: images (num_samples, S, S, 3) float32, labels (num_samples,) int64."""
+        return self.batch(np.arange(self.num_samples), image_size)
+
+    def _add_noise(self, indices: np.ndarray, size: int, out: np.ndarray) -> None:
+        """out += uniform(-noise, noise), one generator per (seed, split, sample, size)."""
+        noise = np.empty((size, size, 3), dtype=np.float32)                          # (S, S, 3)
+        scale = np.float32(2 * self.noise)
+        for row, i in enumerate(indices):
+            rng = np.random.default_rng([self.seed, SPLITS[self.split], int(i), size, *self.NOISE_STREAM])
+            rng.random(dtype=np.float32, out=noise)
+            noise -= np.float32(0.5)
+            noise *= scale
+            out[row] += noise
