@@ -52,9 +52,9 @@ def test_avx2_workers_get_every_forcing_variable():
     from tinyeffnet.machine import AVX2_ENVIRONMENT
 
     for contender in train_step.CONTENDERS:
-        env = train_step._environment(contender, "avx2", None)
+        env = train_step.contender_environment(contender, "avx2", None)
         assert {k: env[k] for k in AVX2_ENVIRONMENT} == AVX2_ENVIRONMENT
-        native = train_step._environment(contender, "native", None)       # native: the user's own, untouched
+        native = train_step.contender_environment(contender, "native", None)       # native: the user's own, untouched
         assert all(native.get(k) == os.environ.get(k) for k in AVX2_ENVIRONMENT)
 
 

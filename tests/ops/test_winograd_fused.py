@@ -115,8 +115,14 @@ def test_suits_thin_channels_only(cin, cout, expected):
     assert winograd_fused.suits((3, 3, cin, cout), 2, 1) is False
 
 
-def test_conv2d_picks_the_fused_kernel_for_thin_channels_when_built():
-    assert Conv2d(24, 24, 3).algorithm == "winograd_fused"
-    assert Conv2d(48, 192, 3).algorithm == "winograd"
-    assert Conv2d(24, 24, 3, stride=2).algorithm == "im2col"
-    assert Conv2d(24, 24, 3, fast=False).algorithm == "im2col"
+def test_conv2d_takes_the_fused_kernel_only_when_asked():
+    assert Conv2d(24, 24, 3).algorithm == "winograd"                   # slower inside a whole step: not a default
+    layer = Conv2d(24, 24, 3, algorithm="winograd_fused")
+    assert (layer.forward_op, layer.backward_op) == Conv2d.ALGORITHMS["winograd_fused"]
+    x = np.random.default_rng(0).standard_normal((2, 6, 6, 24)).astype(np.float32)
+    layer(x)
+    assert layer._cache.algorithm == "winograd_fused"
+    with pytest.raises(ValueError, match="algorithm 'winograd_fused' covers 3x3 stride-1"):
+        Conv2d(24, 24, 3, stride=2, algorithm="winograd_fused")
+    with pytest.raises(ValueError, match="algorithm must be None or one of"):
+        Conv2d(24, 24, 3, algorithm="fft")

@@ -282,26 +282,14 @@ def _rss_mib() -> float:
 
 
 def _tinyeffnet_step(spec: dict, size: int, batch: int):
-    from tinyeffnet import ops
+    from tinyeffnet.bench.train_step import tinyeffnet_step
     from tinyeffnet.models import create_model
-    from tinyeffnet.optim import AdamW
 
     if spec.get("table") is not None:
         net = build(spec["table"]).train()
     else:
         net = create_model(spec["model"], num_classes=spec["classes"], seed=0).train()
-    optimizer = AdamW(net.parameters(), **ADAMW)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch, size, size, 3)).astype(np.float32)        # (N, H, W, C)
-    labels = rng.integers(0, net.num_classes, batch)
-
-    def step():
-        logits = net(x)
-        loss, dlogits = ops.softmax_cross_entropy(logits, labels)
-        net.zero_grad()
-        net.backward(dlogits)
-        optimizer.step()
-    return step
+    return tinyeffnet_step(net, size, batch)        # the same step as bench train-step's
 
 
 def _torch_step(spec: dict, size: int, batch: int):

@@ -64,10 +64,15 @@ def _our_model(model: str):
 
 
 def _tinyeffnet_step_fn(size: int, batch: int, model: str = MODEL):
+    return tinyeffnet_step(_our_model(model), size, batch)
+
+
+def tinyeffnet_step(net, size: int, batch: int):
+    """A closure running one training step of the tinyeffnet network ``net`` on a fixed random batch
+    (N, size, size, 3): forward, softmax cross-entropy, backward, AdamW. Returns the loss."""
     from tinyeffnet import ops
     from tinyeffnet.optim import AdamW
 
-    net = _our_model(model)
     optimizer = AdamW(net.parameters(), **ADAMW)
     x, labels = _batch(size, batch, net.num_classes)
 
@@ -140,7 +145,9 @@ def run_worker(contender: str, size: int, batch: int, steps: int, model: str = M
             "paths": _paths(contender)}
 
 
-def _environment(contender: str, isa: str, cache_dir: str | None) -> dict:
+def contender_environment(contender: str, isa: str, cache_dir: str | None) -> dict:
+    """The environment of a contender's process: ours or the user's settings, AVX2 forced if asked,
+    a kernel cache folder of its own if given."""
     from tinyeffnet.machine import AVX2_ENVIRONMENT
     from tinyeffnet.process import worker_environment
 
@@ -157,7 +164,7 @@ def _spawn(contender: str, size: int, batch: int, steps: int, model: str = MODEL
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", contender, "--size", str(size),
            "--batch", str(batch), "--steps", str(steps), "--model", model]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True,
-                         env=_environment(contender, isa, cache_dir))
+                         env=contender_environment(contender, isa, cache_dir))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

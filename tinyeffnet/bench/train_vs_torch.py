@@ -48,7 +48,6 @@ _START = time.perf_counter()  # as early as possible: the imports count as start
 
 import numpy as np  # noqa: E402
 
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONTENDERS = ("tinyeffnet", "torch", "torch-cl")
 PEERS = CONTENDERS[1:]
 TARGET = 0.90
@@ -231,23 +230,14 @@ def run_worker(contender: str, cfg, log=print) -> dict:
     return {**report, "startup_s": startup_s, "paths": _paths(contender)}
 
 
-def _environment(contender: str, isa: str, cache_dir: str | None) -> dict:
-    from tinyeffnet.machine import AVX2_ENVIRONMENT
-    from tinyeffnet.process import worker_environment
-
-    env = worker_environment(contender == "tinyeffnet", _PACKAGE_PARENT)
-    if isa == "avx2":
-        env.update(AVX2_ENVIRONMENT)
-    if cache_dir is not None:
-        env["NUMBA_CACHE_DIR"] = cache_dir
-    return env
-
-
 def _spawn(contender: str, cfg, isa: str, cache_dir: str | None, progress) -> dict:
     """Run one contender in a process of its own; its messages go to ``progress`` as they come."""
+    from tinyeffnet.bench.train_step import contender_environment
+
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", contender, "--config", cfg.to_json()]
     result = None
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=_environment(contender, isa, cache_dir)) as proc:
+    env = contender_environment(contender, isa, cache_dir)
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env) as proc:
         for line in proc.stdout:
             if line.startswith(_RESULT):
                 result = json.loads(line[len(_RESULT):])

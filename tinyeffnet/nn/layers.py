@@ -92,12 +92,17 @@ class _CachedLayer(Module):
         return cache
 
 
-def _conv_algorithm(shape, stride, padding) -> str:
-    """The fastest conv op pair for this geometry: one-pass Winograd for thin 3x3 stride-1 convs,
-    three-pass Winograd for wider ones, im2col + GEMM for everything else."""
-    if winograd_fused.suits(shape, stride, padding):
-        return "winograd_fused"
-    return "winograd" if winograd.applies(shape, stride, padding) else "im2col"
+def _conv_algorithm(shape, stride, padding, fast: bool, algorithm) -> str:
+    """The conv op pair for this geometry: ``algorithm`` when given (checked), else three-pass
+    Winograd for 3x3 stride-1 convs when ``fast``, im2col + GEMM for everything else."""
+    if algorithm is None:
+        return "winograd" if fast and winograd.applies(shape, stride, padding) else "im2col"
+    if algorithm not in Conv2d.ALGORITHMS:
+        raise ValueError(f"Conv2d: algorithm must be None or one of {sorted(Conv2d.ALGORITHMS)}, got {algorithm!r}")
+    if algorithm != "im2col" and not winograd.applies(shape, stride, padding):
+        raise ValueError(f"Conv2d: algorithm {algorithm!r} covers 3x3 stride-1 convs padded by 1 (or \"same\"), "
+                         f"got kernel {shape[0]}, stride {stride}, padding {padding!r}")
+    return algorithm
 
 
 class Conv2d(_CachedLayer):
@@ -106,11 +111,12 @@ class Conv2d(_CachedLayer):
         y[n,i,j,co] = sum_{a,b,ci} xpad[n, i*S+a, j*S+b, ci] * w[a,b,ci,co]
 
     padding: int (symmetric, default (K-1)//2) or "same" (TensorFlow's rule, for ported weights).
-    fast: True picks Winograd F(2x2, 3x3) where it applies (3x3, stride 1, padding 1 or "same"): in one
-    pass per tile for thin channels (ops/winograd_fused.py), as transforms + GEMMs otherwise
-    (ops/winograd.py); False, or any other geometry: im2col + GEMM (ops/conv2d.py, the readable op).
-    Chosen here, once: ``algorithm`` ("winograd_fused", "winograd" or "im2col") names it,
-    ``forward_op`` / ``backward_op`` are the pair.
+    fast: True picks Winograd F(2x2, 3x3) where it applies (3x3, stride 1, padding 1 or "same"; the
+    transforms + GEMMs of ops/winograd.py); False, or any other geometry: im2col + GEMM (ops/conv2d.py,
+    the readable op). algorithm: None (choose as above) or a name from ALGORITHMS, e.g.
+    "winograd_fused" (ops/winograd_fused.py, one pass per tile: faster on its own, slower inside a
+    whole training step on the machines measured, so never chosen by default).
+    Chosen here, once: ``algorithm`` names it, ``forward_op`` / ``backward_op`` are the pair.
     (A CUDA array runs the CUDA tier's conv2d_forward / backward: that tier has one conv algorithm.)
     Cache: the op's cache (input x and geometry; its ``algorithm`` says which op made it).
     """
@@ -122,7 +128,7 @@ class Conv2d(_CachedLayer):
     }
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding=None, rng=None, dtype=np.float32, fast: bool = True):
+                 padding=None, rng=None, dtype=np.float32, fast: bool = True, algorithm: str | None = None):
         super().__init__()
         in_channels = check_int("in_channels", in_channels, op="Conv2d")
         out_channels = check_int("out_channels", out_channels, op="Conv2d")
@@ -133,7 +139,7 @@ class Conv2d(_CachedLayer):
         self.padding = default_padding(kernel_size) if padding is None else padding
         shape = (kernel_size, kernel_size, in_channels, out_channels)  # (K, K, Cin, Cout)
         self.weight = Parameter(kaiming_normal_fan_out(shape, out_channels * kernel_size ** 2, rng, dtype))
-        self.algorithm = _conv_algorithm(shape, stride, self.padding) if fast else "im2col"
+        self.algorithm = _conv_algorithm(shape, stride, self.padding, fast, algorithm)
         self.forward_op, self.backward_op = self.ALGORITHMS[self.algorithm]
 
     def forward(self, x):

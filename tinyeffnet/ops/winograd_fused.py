@@ -25,9 +25,10 @@ Races: a thread owns whole rows of tiles. Forward writes disjoint outputs. Backw
 tile rows ti and ti+1 overlap (two input rows), so it runs twice, over even then odd tile rows; each
 thread adds its dU into its own (16, Cin, Cout) slice of ``du_parts``, summed after both passes.
 
-The op pair ``conv2d_winograd_fused_forward/backward`` has conv2d_forward's signature; ``nn.Conv2d``
-picks it when it is built for a 3x3 stride-1 conv with thin channels (``suits``); its cache records
-the algorithm "winograd_fused".
+The op pair ``conv2d_winograd_fused_forward/backward`` has conv2d_forward's signature; its cache
+records the algorithm "winograd_fused". ``nn.Conv2d(..., algorithm="winograd_fused")`` builds a layer
+with it. Status: faster than the three passes when timed alone on thin channels, slower inside a
+whole training step (see MAX_FUSED_CHANNELS), so not a default: a kernel to study and improve.
 """
 from __future__ import annotations
 
@@ -40,10 +41,12 @@ from .conv2d import check_algorithm
 from .winograd import (G, WinogradCache, _a, _at, _b, _bt, _padded_input, _sandwich, _tiles, _window_column,
                        applies, transform_weights)
 
-# Channel counts up to which the one-pass kernel beats transforms + BLAS. Measured on a 2-core AVX-512
-# Xeon (forward + backward, float32, best of 15): Cin = Cout = 24 at 64x64, batch 8 (EfficientNetV2-S
-# stage 1): 15.8 ms against 35.3 ms; 16 -> 16 at 24x24, batch 64 (the tiny model's stage 1): 10.8 ms
-# against 11.0 ms; but 24 -> 96 at 12x12: 12.9 against 7.2 ms, 48 -> 192 at 32x32: 35 against 18 ms.
+# Channel counts up to which the one-pass kernel beats transforms + BLAS when timed on its own (2-core
+# AVX-512 Xeon, forward + backward, float32, best of 15, the same arrays every call): Cin = Cout = 24
+# at 64x64, batch 8 (EfficientNetV2-S stage 1): 15.8 ms against 35.3 ms; 16 -> 16 at 24x24, batch 64:
+# 10.8 against 11.0 ms; 24 -> 96 at 12x12: 12.9 against 7.2 ms. Inside a whole training step, on fresh
+# activations, it measured slower (S at 128 px: 614 against 583 ms a step; the tiny model at 48 px:
+# 84 against 78 ms), so nn.Conv2d never picks it by itself: ask with Conv2d(..., algorithm="winograd_fused").
 MAX_FUSED_CHANNELS = 32
 
 
