@@ -323,16 +323,13 @@ def step_worker(spec: dict, size: int, batch: int, steps: int) -> dict:
         import tinyeffnet.optim  # noqa: F401
     rss_before = _rss_mib()     # after the imports: the growth is the model's and the step's
     step = _torch_step(spec, size, batch) if spec.get("framework") == "torch" else _tinyeffnet_step(spec, size, batch)
+    from tinyeffnet.bench.timing import median_seconds
+
     step()
     first_done = time.perf_counter() - _START
-    step()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
+    median = median_seconds(step, steps, warmups=1)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"median_s": float(np.median(times)), "start_s": first_done, "peak_rss_mib": peak,
+    return {"median_s": median, "start_s": first_done, "peak_rss_mib": peak,
             "rss_before_mib": rss_before}
 
 

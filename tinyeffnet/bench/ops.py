@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -232,14 +231,9 @@ def _torch_step(case: Case, a: dict):
 
 # ---------------------------------------------------------------- worker and driver
 def _time(step, repeats: int) -> float:
-    step()  # warm-up (JIT compile, allocator)
-    step()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    from tinyeffnet.bench.timing import median_seconds
+
+    return median_seconds(step, repeats, warmups=2)  # warm-up: JIT compile, allocator
 
 
 def run_worker(contender: str, repeats: int) -> dict:

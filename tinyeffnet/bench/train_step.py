@@ -132,16 +132,14 @@ def run_worker(contender: str, size: int, batch: int, steps: int, model: str = M
         step = _tinyeffnet_step_fn(size, batch, model)
     else:
         step = _torch_step_fn(size, batch, model, contender)
+    from tinyeffnet.bench.timing import median_seconds
+
     step()
     first_step_done = time.perf_counter() - _START
-    step()  # one more warm-up: allocator, caches (torch.compile: a recompile for the second call)
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
+    # one more warm-up: allocator, caches (torch.compile: a recompile for the second call)
+    median = median_seconds(step, steps, warmups=1)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"median_s": float(np.median(times)), "start_s": first_step_done, "peak_rss_mib": peak_kib / 1024,
+    return {"median_s": median, "start_s": first_step_done, "peak_rss_mib": peak_kib / 1024,
             "paths": _paths(contender)}
 
 

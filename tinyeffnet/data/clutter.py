@@ -70,7 +70,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .procedural import SPLITS, ProceduralDataset, check_count, check_split, local_frame
+from .procedural import (SPLITS, ProceduralDataset, check_count, check_split, coverage_by_label,
+                         local_frame)
 from .shapes import _background, _stripe_distance
 
 __all__ = ["ClutterDataset", "CLUTTER_CLASS_NAMES"]
@@ -306,12 +307,6 @@ def _signed_distance(label: int, qx, qy, p: dict):
 def _coverage(params: dict, labels: np.ndarray, size: int) -> np.ndarray:
     """Anti-aliased coverage a = clip(1/2 - sd S, 0, 1), (N, S, S) float32."""
     qx, qy = local_frame(params, size)                                          # (N, S, S)
-    coverage = np.empty(qx.shape, dtype=np.float32)
     per_object = {"size": params["size"], "period": params["period"],
                   "offset_x": params["offset"][:, 0], "offset_y": params["offset"][:, 1]}
-    for label in np.unique(labels):
-        rows = np.flatnonzero(labels == label)
-        p = {k: v[rows, None, None] for k, v in per_object.items()}             # (n, 1, 1)
-        sd = _signed_distance(int(label), qx[rows], qy[rows], p)                # (n, S, S)
-        coverage[rows] = np.clip(np.float32(0.5) - sd * np.float32(size), 0, 1)
-    return coverage
+    return coverage_by_label(_signed_distance, labels, qx, qy, per_object, size)

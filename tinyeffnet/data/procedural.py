@@ -102,3 +102,17 @@ class ProceduralDataset:
             noise -= np.float32(0.5)
             noise *= scale
             out[row] += noise
+
+
+def coverage_by_label(signed_distance, labels: np.ndarray, qx, qy, per_object: dict, size: int) -> np.ndarray:
+    """a = clip(1/2 - sd(q) / px, 0, 1), px = 1 / S: each object's anti-aliased coverage (N, S, S).
+
+    signed_distance(label, qx, qy, p) gives sd for the rows of one class at a time (vectorised over
+    them); per_object holds each object's (N,) parameters, broadcast to (n, 1, 1) for its rows."""
+    coverage = np.empty(qx.shape, dtype=np.float32)
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        p = {k: v[rows, None, None] for k, v in per_object.items()}             # (n, 1, 1)
+        sd = signed_distance(int(label), qx[rows], qy[rows], p)                 # (n, S, S)
+        coverage[rows] = np.clip(np.float32(0.5) - sd * np.float32(size), 0, 1)
+    return coverage

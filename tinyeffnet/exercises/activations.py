@@ -13,15 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops import reference
-from .harness import (Exercise, Function, Mismatch, Test, as_grads, describe_shapes, expect_close,
-                      expect_op_gradients, torch_module, unpack_pair)
+from .harness import (Exercise, Function, Mismatch, Test, as_grads, describe_shapes, expect_close, expect_op_gradients,
+                      submitted, torch_module, unpack_pair)
 
 
-def _fn(sub, name):
-    fn = getattr(sub, name, None)
-    if not callable(fn):
-        raise Mismatch(f"the submission has no function {name}")
-    return fn
 
 
 def _x(rng, shape=None, dtype=np.float64):
@@ -34,7 +29,7 @@ def pair_test(op: str, shape_kind: str, hint: str, points: int = 2) -> Test:
 
     def run(sub, rng):
         x = _x(rng, (int(rng.integers(3, 8)), int(rng.integers(2, 6))) if shape_kind == "nc" else None)
-        forward, backward = _fn(sub, f"{op}_forward"), _fn(sub, f"{op}_backward")
+        forward, backward = submitted(sub, f"{op}_forward"), submitted(sub, f"{op}_backward")
         y, cache = unpack_pair(f"{op}_forward", forward(x.copy()))
         y_ref, cache_ref = getattr(reference, f"{op}_forward")(x)
         expect_close("y", y, y_ref)
@@ -52,7 +47,7 @@ def extreme_test(op: str) -> Test:
 
     def run(sub, rng):
         x = np.concatenate([-np.geomspace(30, 1000, 5), np.geomspace(30, 1000, 5), rng.standard_normal(4)])
-        forward, backward = _fn(sub, f"{op}_forward"), _fn(sub, f"{op}_backward")
+        forward, backward = submitted(sub, f"{op}_forward"), submitted(sub, f"{op}_backward")
         try:
             with np.errstate(over="raise", invalid="raise"):
                 y, cache = unpack_pair(f"{op}_forward", forward(x.copy()))
@@ -72,11 +67,11 @@ def float32_test() -> Test:
     def run(sub, rng):
         x = _x(rng, dtype=np.float32)
         for op in ("sigmoid", "silu"):
-            y, cache = unpack_pair(f"{op}_forward", _fn(sub, f"{op}_forward")(x))
+            y, cache = unpack_pair(f"{op}_forward", submitted(sub, f"{op}_forward")(x))
             y_ref, cache_ref = getattr(reference, f"{op}_forward")(x)
             expect_close(f"{op} y", y, y_ref, tol=1e-6)
             dy = np.ones_like(x)
-            (dx,) = as_grads(f"{op}_backward", _fn(sub, f"{op}_backward")(dy, cache), 1)
+            (dx,) = as_grads(f"{op}_backward", submitted(sub, f"{op}_backward")(dy, cache), 1)
             expect_close(f"{op} dx", dx, getattr(reference, f"{op}_backward")(dy, cache_ref)[0], tol=1e-6)
         return describe_shapes(x=x) + ", float32"
 
@@ -88,12 +83,12 @@ def torch_test() -> Test:
         torch = torch_module()
         x = _x(rng)
         for op, torch_fn in (("sigmoid", torch.sigmoid), ("silu", torch.nn.functional.silu)):
-            y, cache = unpack_pair(f"{op}_forward", _fn(sub, f"{op}_forward")(x.copy()))
+            y, cache = unpack_pair(f"{op}_forward", submitted(sub, f"{op}_forward")(x.copy()))
             xt = torch.tensor(x, requires_grad=True)
             yt = torch_fn(xt)
             expect_close(f"{op} y (torch)", y, yt.detach().numpy())
             dy = rng.standard_normal(x.shape)
-            (dx,) = as_grads(f"{op}_backward", _fn(sub, f"{op}_backward")(dy.copy(), cache), 1)
+            (dx,) = as_grads(f"{op}_backward", submitted(sub, f"{op}_backward")(dy.copy(), cache), 1)
             yt.backward(torch.tensor(dy))
             expect_close(f"{op} dx (torch)", dx, xt.grad.numpy())
         return describe_shapes(x=x) + ": torch.sigmoid, torch.nn.functional.silu"

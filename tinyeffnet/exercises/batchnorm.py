@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops import reference
-from .harness import (Exercise, Function, Mismatch, Test, as_grads, describe_shapes, expect_close,
-                      expect_op_gradients, torch_module, unpack_pair)
+from .harness import (Exercise, Function, Test, as_grads, describe_shapes, expect_close, expect_op_gradients,
+                      submitted, torch_module, unpack_pair)
 
 
 def _inputs(rng, shape, dtype=np.float64):
@@ -42,11 +42,6 @@ def _shape(rng, kind: str) -> tuple:
     return (int(rng.integers(2, 4)), int(rng.integers(2, 4)), int(rng.integers(2, 5)), int(rng.integers(2, 4)))
 
 
-def _fn(sub, name):
-    fn = getattr(sub, name, None)
-    if not callable(fn):
-        raise Mismatch(f"the submission has no function {name}")
-    return fn
 
 
 def forward_test(name: str, kind: str, training: bool, steps: int, hint: str, momentum=0.1, eps=1e-3) -> Test:
@@ -57,7 +52,7 @@ def forward_test(name: str, kind: str, training: bool, steps: int, hint: str, mo
         ours_rm, ours_rv, ref_rm, ref_rv = rm.copy(), rv.copy(), rm.copy(), rv.copy()
         for step in range(steps):
             xs = x if step == 0 else x * (1 + step) + step
-            y, _ = unpack_pair("batchnorm_forward", _fn(sub, "batchnorm_forward")(
+            y, _ = unpack_pair("batchnorm_forward", submitted(sub, "batchnorm_forward")(
                 xs.copy(), gamma.copy(), beta.copy(), ours_rm, ours_rv, training, momentum=momentum, eps=eps))
             y_ref, _ = reference.batchnorm_forward(xs, gamma, beta, ref_rm, ref_rv, training, momentum=momentum,
                                                    eps=eps)
@@ -74,7 +69,7 @@ def backward_test(name: str, kind: str, training: bool, hint: str, points: int =
 
     def run(sub, rng):
         x, gamma, beta, rm, rv = _inputs(rng, _shape(rng, kind))
-        forward, backward = _fn(sub, "batchnorm_forward"), _fn(sub, "batchnorm_backward")
+        forward, backward = submitted(sub, "batchnorm_forward"), submitted(sub, "batchnorm_backward")
         y, cache = unpack_pair("batchnorm_forward", forward(x.copy(), gamma.copy(), beta.copy(), rm.copy(),
                                                             rv.copy(), training))
         y_ref, cache_ref = reference.batchnorm_forward(x, gamma, beta, rm.copy(), rv.copy(), training)
@@ -92,13 +87,13 @@ def backward_test(name: str, kind: str, training: bool, hint: str, points: int =
 def float32_test() -> Test:
     def run(sub, rng):
         x, gamma, beta, rm, rv = _inputs(rng, _shape(rng, "nhwc"), np.float32)
-        y, cache = unpack_pair("batchnorm_forward", _fn(sub, "batchnorm_forward")(x, gamma, beta, rm.copy(),
+        y, cache = unpack_pair("batchnorm_forward", submitted(sub, "batchnorm_forward")(x, gamma, beta, rm.copy(),
                                                                                    rv.copy(), True))
         y_ref, cache_ref = reference.batchnorm_forward(x, gamma, beta, rm.copy(), rv.copy(), True)
         expect_close("y", y, y_ref, tol=1e-5)
         dy = rng.standard_normal(x.shape).astype(np.float32)
         for what, ours, ref in zip(("dx", "dgamma", "dbeta"),
-                                   as_grads("batchnorm_backward", _fn(sub, "batchnorm_backward")(dy, cache), 3),
+                                   as_grads("batchnorm_backward", submitted(sub, "batchnorm_backward")(dy, cache), 3),
                                    reference.batchnorm_backward(dy, cache_ref)):
             expect_close(what, ours, ref, tol=1e-4)
         return describe_shapes(x=x) + ", float32"
@@ -113,7 +108,7 @@ def torch_test() -> Test:
         torch = torch_module()
         x, gamma, beta, rm, rv = _inputs(rng, _shape(rng, "nhwc"))
         ours_rm, ours_rv = rm.copy(), rv.copy()
-        y, cache = unpack_pair("batchnorm_forward", _fn(sub, "batchnorm_forward")(
+        y, cache = unpack_pair("batchnorm_forward", submitted(sub, "batchnorm_forward")(
             x.copy(), gamma.copy(), beta.copy(), ours_rm, ours_rv, True, momentum=0.1, eps=1e-3))
         xt = torch.tensor(x.transpose(0, 3, 1, 2).copy(), requires_grad=True)
         gt, bt = torch.tensor(gamma, requires_grad=True), torch.tensor(beta, requires_grad=True)
@@ -123,7 +118,7 @@ def torch_test() -> Test:
         expect_close("running_mean (torch)", ours_rm, rmt.numpy())
         expect_close("running_var (torch)", ours_rv, rvt.numpy())
         dy = rng.standard_normal(x.shape)
-        dx, dgamma, dbeta = as_grads("batchnorm_backward", _fn(sub, "batchnorm_backward")(dy.copy(), cache), 3)
+        dx, dgamma, dbeta = as_grads("batchnorm_backward", submitted(sub, "batchnorm_backward")(dy.copy(), cache), 3)
         yt.backward(torch.tensor(dy.transpose(0, 3, 1, 2).copy()))
         expect_close("dx (torch)", dx, xt.grad.numpy().transpose(0, 2, 3, 1))
         expect_close("dgamma (torch)", dgamma, gt.grad.numpy())

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..nn.blocks import FusedMBConv, MBConv, SqueezeExcite
-from .harness import Exercise, Function, Mismatch, Test, as_array, expect_close, expect_gradient, numeric_gradient
+from .harness import (Exercise, Function, Mismatch, Test, as_array, expect_close, expect_gradient, numeric_gradient,
+                      submitted)
 from .loading import Refused
 
 
@@ -95,11 +96,6 @@ def _guard(block) -> None:
         setattr(block, method, _refuse)
 
 
-def _fn(sub, name):
-    fn = getattr(sub, name, None)
-    if not callable(fn):
-        raise Mismatch(f"the submission has no function {name}")
-    return fn
 
 
 def block_test(case_of, name: str, hint: str, points: int = 2) -> Test:
@@ -112,7 +108,7 @@ def block_test(case_of, name: str, hint: str, points: int = 2) -> Test:
         mask_seed = int(rng.integers(1 << 30))
         ref, ours = copy.deepcopy(block), copy.deepcopy(block)
         _guard(ours)
-        forward, backward = _fn(sub, "forward"), _fn(sub, "backward")
+        forward, backward = submitted(sub, "forward"), submitted(sub, "backward")
 
         def run_forward(module, fn, value):
             module.set_rng(np.random.default_rng(mask_seed))   # the same drop-path masks every time
@@ -229,12 +225,19 @@ MB_HINT_DROP = ("the branch goes through block.drop_path in training: y = x + bl
                 "passes dy through block.drop_path.backward before the branch")
 
 
-def mbconv_exercise() -> Exercise:
+def _block_case(kind: str):
+    """case(name, args_of, shape_of, hint, ...) -> a Test for a block of ``kind`` ("mbconv" or "fused")
+    whose constructor arguments and input shape are drawn from the row's generator."""
     def case(name, args_of, shape_of, hint, gradcheck=True, training=True):
         def case_of(rng):
             args = args_of(rng)
-            return BlockCase(name, "mbconv", args, shape_of(rng, args), hint, gradcheck, training)
+            return BlockCase(name, kind, args, shape_of(rng, args), hint, gradcheck, training)
         return block_test(case_of, name, hint)
+    return case
+
+
+def mbconv_exercise() -> Exercise:
+    case = _block_case("mbconv")
 
     tests = [
         case("expand 4, stride 1, residual, SE",
@@ -296,20 +299,21 @@ MB_BACKWARD = """dx for dy (N, Ho, Wo, Cout): the chain rule, children in revers
 
     Returns dx (N, H, W, Cin). The children accumulate their parameters' gradients themselves."""
 
-MB_TRY = """import tinyeffnet.nn as nn
-block = nn.MBConv(4, 4, 3, 1, expand_ratio=2, rng=np.random.default_rng(0), dtype=np.float64, fast=False)
+def _try_snippet(block_class: str) -> str:
+    """The student notebook's "try it" cell: one small float64 block, forward, backward, shapes."""
+    return f"""import tinyeffnet.nn as nn
+block = nn.{block_class}(4, 4, 3, 1, expand_ratio=2, rng=np.random.default_rng(0), dtype=np.float64, fast=False)
 x = np.random.default_rng(1).standard_normal((2, 5, 5, 4))
 y = solution.forward(block, x)
 print(y.shape, solution.backward(block, np.ones_like(y)).shape)"""
 
 
+MB_TRY = _try_snippet("MBConv")
+
+
 # ------------------------------------------------------------------------------ Fused-MBConv
 def fused_exercise() -> Exercise:
-    def case(name, args_of, shape_of, hint, gradcheck=True, training=True):
-        def case_of(rng):
-            args = args_of(rng)
-            return BlockCase(name, "fused", args, shape_of(rng, args), hint, gradcheck, training)
-        return block_test(case_of, name, hint)
+    case = _block_case("fused")
 
     tests = [
         case("expand 4, stride 1, residual",
@@ -367,11 +371,7 @@ FUSED_BACKWARD = """dx for dy (N, Ho, Wo, Cout).
 
     Returns dx (N, H, W, Cin)."""
 
-FUSED_TRY = """import tinyeffnet.nn as nn
-block = nn.FusedMBConv(4, 4, 3, 1, expand_ratio=2, rng=np.random.default_rng(0), dtype=np.float64, fast=False)
-x = np.random.default_rng(1).standard_normal((2, 5, 5, 4))
-y = solution.forward(block, x)
-print(y.shape, solution.backward(block, np.ones_like(y)).shape)"""
+FUSED_TRY = _try_snippet("FusedMBConv")
 
 
 def exercises() -> list:

@@ -15,40 +15,13 @@ command line wires it in with one line); ``main(argv)`` runs it as a program of 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
+from ..cli import _error, non_negative_int, positive_float   # the command line's own argument types
 from .catalog import NAMES
 
 FORMATTER = argparse.ArgumentDefaultsHelpFormatter
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an int >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an int >= 0, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
-    return value
-
-
-def _error(err: BaseException) -> int:
-    """One line "error: ..." on stderr; exit code 2."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    print(f"error: {'; '.join(lines) or type(err).__name__}", file=sys.stderr)
-    return 2
 
 
 def _cmd_list(args) -> int:
@@ -101,7 +74,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``exercise`` (and its list / start / check / grade) to ``subparsers``; return its parser."""
     p = subparsers.add_parser("exercise", help="course exercises: list, start, check one file, grade a class",
                               formatter_class=FORMATTER, description=__doc__.split("\n")[0])
-    p.add_argument("--time-limit", type=_seconds, default=60.0, help="seconds allowed per test row")
+    p.add_argument("--time-limit", type=positive_float, default=60.0, help="seconds allowed per test row")
     sub = p.add_subparsers(dest="exercise_command", required=True, metavar="{list,start,check,grade}")
 
     q = sub.add_parser("list", help="the exercises, in course order", formatter_class=FORMATTER)
@@ -116,7 +89,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        formatter_class=FORMATTER)
     q.add_argument("name", metavar="NAME", choices=NAMES, help=f"the exercise: {', '.join(NAMES)}")
     q.add_argument("file", metavar="FILE", help="the student's .py file")
-    q.add_argument("--seed", type=_seed, default=0, help="draws the grid's shapes and values; another seed, "
+    q.add_argument("--seed", type=non_negative_int, default=0, help="draws the grid's shapes and values; another seed, "
                                                          "another grid with the same traps")
     q.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -124,7 +97,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        formatter_class=FORMATTER)
     q.add_argument("name", metavar="NAME", choices=NAMES, help=f"the exercise: {', '.join(NAMES)}")
     q.add_argument("folder", metavar="FOLDER", help="a folder of submissions, one .py file per student")
-    q.add_argument("--seed", type=_seed, default=0, help="the grid's seed (the same for every student)")
+    q.add_argument("--seed", type=non_negative_int, default=0, help="the grid's seed (the same for every student)")
     q.add_argument("--csv", default=None, metavar="OUT", help="also write the table as CSV to OUT")
 
     p.set_defaults(func=run)

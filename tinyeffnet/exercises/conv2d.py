@@ -19,8 +19,8 @@ import numpy as np
 
 from ..ops import reference
 from ..ops._checks import resolve_padding
-from .harness import (Exercise, Function, Mismatch, Test, as_grads, describe_shapes, draw_size, expect_close,
-                      expect_op_gradients, torch_module, unpack_pair)
+from .harness import (Exercise, Function, Test, as_grads, describe_shapes, draw_size, expect_close,
+                      expect_op_gradients, submitted, torch_module, unpack_pair)
 
 GEOMETRY = """\
     x: (N, H, W, Cin) channels-last; w: (KH, KW, Cin, Cout); stride S: an int >= 1;
@@ -90,11 +90,6 @@ def reference_pair(depthwise: bool) -> tuple:
     return reference.conv2d_forward, reference.conv2d_backward
 
 
-def _fn(sub, name):
-    fn = getattr(sub, name, None)
-    if not callable(fn):
-        raise Mismatch(f"the submission has no function {name}")
-    return fn
 
 
 # ------------------------------------------------------------------------------ test builders
@@ -105,7 +100,7 @@ def forward_test(prefix: str, index: int, depthwise: bool, points: int = 1) -> T
     def run(sub, rng):
         case = conv_cases(rng, depthwise)[index]
         x, w = case.arrays(rng, depthwise)
-        y, _ = unpack_pair(fname, _fn(sub, fname)(x.copy(), w.copy(), case.stride, case.padding))
+        y, _ = unpack_pair(fname, submitted(sub, fname)(x.copy(), w.copy(), case.stride, case.padding))
         expect_close("y", y, reference_pair(depthwise)[0](x, w, case.stride, case.padding)[0])
         return case.describe(x, w)
 
@@ -121,7 +116,7 @@ def backward_test(prefix: str, index: int, depthwise: bool, points: int = 2) -> 
     def run(sub, rng):
         case = conv_cases(rng, depthwise)[index]
         x, w = case.arrays(rng, depthwise)
-        forward, backward = _fn(sub, fname), _fn(sub, bname)
+        forward, backward = submitted(sub, fname), submitted(sub, bname)
         ref_forward, ref_backward = reference_pair(depthwise)
         y_ref, cache_ref = ref_forward(x, w, case.stride, case.padding)
         y, cache = unpack_pair(fname, forward(x.copy(), w.copy(), case.stride, case.padding))
@@ -145,13 +140,13 @@ def float32_test(prefix: str, depthwise: bool, backward: bool) -> Test:
     def run(sub, rng):
         case = conv_cases(rng, depthwise)[3]
         x, w = case.arrays(rng, depthwise, np.float32)
-        y, cache = unpack_pair(fname, _fn(sub, fname)(x, w, case.stride, case.padding))
+        y, cache = unpack_pair(fname, submitted(sub, fname)(x, w, case.stride, case.padding))
         ref_forward, ref_backward = reference_pair(depthwise)
         y_ref, cache_ref = ref_forward(x, w, case.stride, case.padding)
         expect_close("y", y, y_ref, tol=1e-5)
         if backward:
             dy = rng.standard_normal(y_ref.shape).astype(np.float32)
-            for what, ours, ref in zip(("dx", "dw"), as_grads(bname, _fn(sub, bname)(dy, cache), 2),
+            for what, ours, ref in zip(("dx", "dw"), as_grads(bname, submitted(sub, bname)(dy, cache), 2),
                                        ref_backward(dy, cache_ref)):
                 expect_close(what, ours, ref, tol=1e-5)
         return case.describe(x, w) + ", float32"
@@ -171,7 +166,7 @@ def torch_test(prefix: str, depthwise: bool, backward: bool) -> Test:
         for index in (1, 3, 7):
             case = conv_cases(rng, depthwise)[index]
             x, w = case.arrays(rng, depthwise)
-            y, cache = unpack_pair(fname, _fn(sub, fname)(x.copy(), w.copy(), case.stride, case.padding))
+            y, cache = unpack_pair(fname, submitted(sub, fname)(x.copy(), w.copy(), case.stride, case.padding))
             kh, kw = case.kernel
             top, bottom, left, right = resolve_padding(case.padding, x.shape[1], x.shape[2], kh, kw, case.stride)
             xt = torch.tensor(x.transpose(0, 3, 1, 2).copy(), requires_grad=True)
@@ -184,7 +179,7 @@ def torch_test(prefix: str, depthwise: bool, backward: bool) -> Test:
             expect_close("y (torch)", y, yt.detach().numpy().transpose(0, 2, 3, 1))
             if backward:
                 dy = rng.standard_normal(np.shape(y))
-                dx, dw = as_grads(bname, _fn(sub, bname)(dy.copy(), cache), 2)
+                dx, dw = as_grads(bname, submitted(sub, bname)(dy.copy(), cache), 2)
                 yt.backward(torch.tensor(dy.transpose(0, 3, 1, 2).copy()))
                 expect_close("dx (torch)", dx, xt.grad.numpy().transpose(0, 2, 3, 1))
                 dw_t = wt.grad.numpy()

@@ -200,3 +200,11 @@ def draw_size(rng, parity: str | None = None, low: int = 2, high: int = 9) -> in
 def describe_shapes(**arrays) -> str:
     return ", ".join(f"{k} {tuple(np.shape(v))}" if isinstance(v, np.ndarray) else f"{k} {v!r}"
                      for k, v in arrays.items())
+
+
+def submitted(sub, name: str):
+    """The submission's function ``name``, or a Mismatch saying it is missing."""
+    fn = getattr(sub, name, None)
+    if not callable(fn):
+        raise Mismatch(f"the submission has no function {name}")
+    return fn

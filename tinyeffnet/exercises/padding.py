@@ -15,14 +15,9 @@ sizes), and height and width swapped on non-square inputs.
 from __future__ import annotations
 
 from ..ops._checks import resolve_padding as library_resolve_padding
-from .harness import Exercise, Function, Mismatch, Test
+from .harness import Exercise, Function, Mismatch, Test, submitted
 
 
-def _fn(sub):
-    fn = getattr(sub, "resolve_padding", None)
-    if not callable(fn):
-        raise Mismatch("the submission has no function resolve_padding")
-    return fn
 
 
 def grid_test(name: str, draw, hint: str, cases: int = 12) -> Test:
@@ -33,7 +28,7 @@ def grid_test(name: str, draw, hint: str, cases: int = 12) -> Test:
         for _ in range(cases):
             padding, h, w, kh, kw, s = draw(rng)
             expected = library_resolve_padding(padding, h, w, kh, kw, s)
-            got = _fn(sub)(padding, h, w, kh, kw, s)
+            got = submitted(sub, "resolve_padding")(padding, h, w, kh, kw, s)
             try:
                 got = tuple(int(v) for v in got)
             except (TypeError, ValueError):

@@ -18,7 +18,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from ..train.algorithm import progressive_schedule as library_schedule
-from .harness import Exercise, Function, Mismatch, Test
+from .harness import Exercise, Function, Mismatch, Test, submitted
 
 FIELDS = ("index", "epochs", "image_size", "dropout", "randaug", "mixup")
 
@@ -63,11 +63,6 @@ def compare_schedules(ours, expected, cfg) -> None:
                 raise Mismatch(f"{where}: stage index {ref.index}: {name} = {got!r}, expected {want!r}")
 
 
-def _fn(sub):
-    fn = getattr(sub, "progressive_schedule", None)
-    if not callable(fn):
-        raise Mismatch("the submission has no function progressive_schedule")
-    return fn
 
 
 def schedule_test(name: str, draw, hint: str, cases: int = 4) -> Test:
@@ -77,7 +72,7 @@ def schedule_test(name: str, draw, hint: str, cases: int = 4) -> Test:
         seen = []
         for _ in range(cases):
             cfg = draw(rng)
-            compare_schedules(_fn(sub)(cfg), library_schedule(cfg), cfg)
+            compare_schedules(submitted(sub, "progressive_schedule")(cfg), library_schedule(cfg), cfg)
             seen.append(f"{cfg.epochs} epochs / {cfg.stages} stages, {cfg.min_size}..{cfg.max_size} px")
         return "; ".join(seen)
 

@@ -21,15 +21,10 @@ import numpy as np
 
 from ..ops import reference
 from ..ops.winograd import transform_weights as library_transform_weights
-from .harness import (Exercise, Function, Mismatch, Test, as_grads, describe_shapes, expect_close, expect_gradient,
-                      numeric_gradient, torch_module)
+from .harness import (Exercise, Function, Test, as_grads, describe_shapes, expect_close, expect_gradient,
+                      numeric_gradient, submitted, torch_module)
 
 
-def _fn(sub, name):
-    fn = getattr(sub, name, None)
-    if not callable(fn):
-        raise Mismatch(f"the submission has no function {name}")
-    return fn
 
 
 def _arrays(rng, kind: str):
@@ -50,7 +45,7 @@ def _arrays(rng, kind: str):
 def transform_test() -> Test:
     def run(sub, rng):
         w = rng.standard_normal((3, 3, int(rng.integers(1, 4)), int(rng.integers(1, 4))))
-        expect_close("U", _fn(sub, "transform_weights")(w.copy()), library_transform_weights(w))
+        expect_close("U", submitted(sub, "transform_weights")(w.copy()), library_transform_weights(w))
         return describe_shapes(w=w)
 
     return Test("weight transform U = G g G^T", run,
@@ -60,7 +55,7 @@ def transform_test() -> Test:
 def forward_test(kind: str, name: str, hint: str) -> Test:
     def run(sub, rng):
         x, w = _arrays(rng, kind)
-        y = _fn(sub, "winograd_conv3x3_forward")(x.copy(), w.copy())
+        y = submitted(sub, "winograd_conv3x3_forward")(x.copy(), w.copy())
         expect_close("y", y, reference.conv2d_forward(x, w, 1, 1)[0])
         return describe_shapes(x=x, w=w) + ", against conv2d_forward(x, w, stride=1, padding=1)"
 
@@ -70,7 +65,7 @@ def forward_test(kind: str, name: str, hint: str) -> Test:
 def backward_test(kind: str, name: str, hint: str) -> Test:
     def run(sub, rng):
         x, w = _arrays(rng, kind)
-        forward, backward = _fn(sub, "winograd_conv3x3_forward"), _fn(sub, "winograd_conv3x3_backward")
+        forward, backward = submitted(sub, "winograd_conv3x3_forward"), submitted(sub, "winograd_conv3x3_backward")
         y_ref, cache = reference.conv2d_forward(x, w, 1, 1)
         dy = rng.standard_normal(y_ref.shape)
         dx, dw = as_grads("winograd_conv3x3_backward", backward(dy.copy(), x.copy(), w.copy()), 2)
@@ -89,7 +84,7 @@ def torch_test() -> Test:
     def run(sub, rng):
         torch = torch_module()
         x, w = _arrays(rng, "odd")
-        y = _fn(sub, "winograd_conv3x3_forward")(x.copy(), w.copy())
+        y = submitted(sub, "winograd_conv3x3_forward")(x.copy(), w.copy())
         yt = torch.nn.functional.conv2d(torch.tensor(x.transpose(0, 3, 1, 2).copy()),
                                         torch.tensor(w.transpose(3, 2, 0, 1).copy()), padding=1)
         expect_close("y (torch)", y, yt.numpy().transpose(0, 2, 3, 1))

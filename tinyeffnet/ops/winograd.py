@@ -262,9 +262,24 @@ def winograd_conv3x3_forward(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     m = np.matmul(v, transform_weights(w))                               # (16, T, Cout): 16 GEMMs
     ypad = np.empty((n, 2 * th, 2 * tw, cout), dtype=x.dtype)
     _output_transform(m, th, tw, ypad)
-    if 2 * th == h and 2 * tw == width:
+    return cropped(ypad, h, width)
+
+
+def cropped(ypad: np.ndarray, h: int, width: int) -> np.ndarray:
+    """ypad (N, 2th, 2tw, C) without the extra row/column an odd H or W adds: (N, H, W, C)."""
+    if ypad.shape[1] == h and ypad.shape[2] == width:
         return ypad
-    return np.ascontiguousarray(ypad[:, :h, :width, :])                  # odd H or W: drop the extra row/column
+    return np.ascontiguousarray(ypad[:, :h, :width, :])
+
+
+def padded_gradient(dy: np.ndarray, th: int, tw: int) -> np.ndarray:
+    """dy (N, H, W, C) inside zeros to whole tiles (N, 2th, 2tw, C): the dropped outputs get no gradient."""
+    n, h, width, c = dy.shape
+    if 2 * th == h and 2 * tw == width:
+        return dy
+    dypad = np.zeros((n, 2 * th, 2 * tw, c), dtype=dy.dtype)
+    dypad[:, :h, :width, :] = dy
+    return dypad
 
 
 def winograd_conv3x3_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray) -> tuple:
@@ -275,11 +290,7 @@ def winograd_conv3x3_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray) -> t
     tiles = n * th * tw
     v = np.empty((16, tiles, cin), dtype=x.dtype)                        # (16, T, Cin), recomputed from x
     _input_transform(_padded_input(x, th, tw), th, tw, v)
-    if 2 * th == h and 2 * tw == width:
-        dypad = dy
-    else:
-        dypad = np.zeros((n, 2 * th, 2 * tw, cout), dtype=dy.dtype)
-        dypad[:, :h, :width, :] = dy                                     # the dropped outputs get no gradient
+    dypad = padded_gradient(dy, th, tw)                                  # (N, 2th, 2tw, Cout)
     dm = np.empty((16, tiles, cout), dtype=x.dtype)                      # (16, T, Cout)
     _output_transform_adjoint(dypad, th, tw, dm)
 
@@ -302,16 +313,28 @@ def conv2d_winograd_forward(x, w, stride=1, padding=1):
     Cache: WinogradCache(x, w, stride, pads), algorithm "winograd": x to recompute V, w for U.
     Another geometry (``applies`` is False) is a ValueError: conv2d_forward (im2col) covers every conv.
     """
+    x, w, stride, pads = check_winograd_inputs(x, w, stride, padding, "conv2d_winograd_forward")
+    return winograd_conv3x3_forward(x, w), WinogradCache(x, w, stride, pads)
+
+
+def check_winograd_inputs(x, w, stride, padding, op: str):
+    """conv2d's input checks, then the geometry Winograd F(2x2, 3x3) covers; returns (x, w, stride, pads)."""
     x, w, stride, pads = check_conv_inputs(x, w, stride, padding, depthwise=False)
     if not applies(w.shape, stride, pads):
-        raise ValueError(f"conv2d_winograd_forward: Winograd F(2x2, 3x3) covers 3x3 stride-1 convs padded by 1 on "
-                         f"every side, got kernel {w.shape[0]}x{w.shape[1]}, stride {stride}, pads {pads} "
+        raise ValueError(f"{op}: Winograd F(2x2, 3x3) covers 3x3 stride-1 convs padded by 1 on every side, "
+                         f"got kernel {w.shape[0]}x{w.shape[1]}, stride {stride}, pads {pads} "
                          f"(conv2d_forward covers every conv)")
-    return winograd_conv3x3_forward(x, w), WinogradCache(x, w, stride, pads)
+    return x, w, stride, pads
 
 
 def conv2d_winograd_backward(dy, cache: WinogradCache):
     """Gradients of conv2d_winograd_forward: (dx (N, H, W, Cin), dw (3, 3, Cin, Cout)), as conv2d_backward."""
-    dy = check_upstream_gradient(dy, cache)
-    check_algorithm(cache, "winograd", "conv2d_winograd_backward")
+    dy = check_winograd_gradient(dy, cache, "winograd")
     return winograd_conv3x3_backward(dy, cache.x, cache.w)
+
+
+def check_winograd_gradient(dy, cache, algorithm: str):
+    """The upstream gradient against its cache, and the cache made by this algorithm's forward."""
+    dy = check_upstream_gradient(dy, cache)
+    check_algorithm(cache, algorithm, f"conv2d_{algorithm}_backward")
+    return dy

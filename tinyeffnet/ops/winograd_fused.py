@@ -36,10 +36,9 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from ._checks import check_conv_inputs, check_upstream_gradient
-from .conv2d import check_algorithm
 from .winograd import (G, WinogradCache, _a, _at, _b, _bt, _padded_input, _sandwich, _tiles, _window_column,
-                       applies, transform_weights)
+                       applies, check_winograd_gradient, check_winograd_inputs, cropped, padded_gradient,
+                       transform_weights)
 
 # Channel counts up to which the one-pass kernel beats transforms + BLAS when timed on its own (2-core
 # AVX-512 Xeon, forward + backward, float32, best of 15, the same arrays every call): Cin = Cout = 24
@@ -220,9 +219,7 @@ def fused_winograd_forward(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     th, tw = _tiles(h, width)
     ypad = np.empty((n, 2 * th, 2 * tw, w.shape[3]), dtype=x.dtype)
     _forward_kernel(_padded_input(x, th, tw), np.ascontiguousarray(transform_weights(w)), th, tw, ypad)
-    if 2 * th == h and 2 * tw == width:
-        return ypad
-    return np.ascontiguousarray(ypad[:, :h, :width, :])                  # odd H or W: drop the extra row/column
+    return cropped(ypad, h, width)                                       # odd H or W: drop the extra row/column
 
 
 def fused_winograd_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray) -> tuple:
@@ -230,11 +227,7 @@ def fused_winograd_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray) -> tup
     n, h, width, cin = x.shape
     cout = w.shape[3]
     th, tw = _tiles(h, width)
-    if 2 * th == h and 2 * tw == width:
-        dypad = dy
-    else:
-        dypad = np.zeros((n, 2 * th, 2 * tw, cout), dtype=dy.dtype)
-        dypad[:, :h, :width, :] = dy                                     # the dropped outputs get no gradient
+    dypad = padded_gradient(dy, th, tw)                                  # (N, 2th, 2tw, Cout)
     xpad = _padded_input(x, th, tw)
     u_t = np.ascontiguousarray(transform_weights(w).transpose(0, 2, 1))  # (16, Cout, Cin)
     chunks = max(1, min(2 * numba.get_num_threads(), n * th // 2))
@@ -250,17 +243,12 @@ def fused_winograd_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray) -> tup
 def conv2d_winograd_fused_forward(x, w, stride=1, padding=1):
     """conv2d_forward's signature and result, by one-pass Winograd F(2x2, 3x3): x (N, H, W, Cin),
     w (3, 3, Cin, Cout), stride 1, padding 1 or "same". Returns y (N, H, W, Cout) and the cache
-    (x, w; algorithm "winograd_fused"). Any channel count works; ``suits`` says where it is fastest."""
-    x, w, stride, pads = check_conv_inputs(x, w, stride, padding, depthwise=False)
-    if not applies(w.shape, stride, pads):
-        raise ValueError(f"conv2d_winograd_fused_forward: Winograd F(2x2, 3x3) covers 3x3 stride-1 convs padded "
-                         f"by 1 on every side, got kernel {w.shape[0]}x{w.shape[1]}, stride {stride}, pads {pads} "
-                         f"(conv2d_forward covers every conv)")
+    (x, w; algorithm "winograd_fused"). Any channel count works."""
+    x, w, stride, pads = check_winograd_inputs(x, w, stride, padding, "conv2d_winograd_fused_forward")
     return fused_winograd_forward(x, w), FusedWinogradCache(x, w, stride, pads)
 
 
 def conv2d_winograd_fused_backward(dy, cache: FusedWinogradCache):
     """Gradients of conv2d_winograd_fused_forward: (dx (N, H, W, Cin), dw (3, 3, Cin, Cout))."""
-    dy = check_upstream_gradient(dy, cache)
-    check_algorithm(cache, "winograd_fused", "conv2d_winograd_fused_backward")
+    dy = check_winograd_gradient(dy, cache, "winograd_fused")
     return fused_winograd_backward(dy, cache.x, cache.w)
