@@ -72,6 +72,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 
 _START = time.perf_counter()
 
@@ -104,41 +105,36 @@ BASELINE = _stages(
             ("mbconv", 2, 3, 2, 6,  32,  64, 0.25),
             ("mbconv", 1, 5, 1, 6,  64,  80, 0.25),
             ("mbconv", 1, 3, 1, 6,  80, 128, 0.25))
-# (a) Fused-MBConv in the early stages (1-3, as V2): block "fused", the same kernel and expansion;
-#     no squeeze-excite there (V2's fused stages have none; Stage refuses se with "fused").
-FUSED = _stages(
-            ("fused",  1, 3, 1, 1,  16,  16),           # changed: mbconv -> fused, se 0
-            ("fused",  2, 3, 2, 6,  16,  24),           # changed: mbconv -> fused, se 0
-            ("fused",  1, 5, 2, 6,  24,  32),           # changed: mbconv -> fused, se 0
-            ("mbconv", 2, 3, 2, 6,  32,  64, 0.25),
-            ("mbconv", 1, 5, 1, 6,  64,  80, 0.25),
-            ("mbconv", 1, 3, 1, 6,  80, 128, 0.25))
-# (b) Expansion 6 -> 4 in every stage that had 6 (stage 1 keeps 1: V1's stage 1 already has it).
-EXPAND4 = _stages(
-            ("mbconv", 1, 3, 1, 1,  16,  16, 0.25),
-            ("mbconv", 2, 3, 2, 4,  16,  24, 0.25),     # changed: e6 -> e4
-            ("mbconv", 1, 5, 2, 4,  24,  32, 0.25),     # changed: e6 -> e4
-            ("mbconv", 2, 3, 2, 4,  32,  64, 0.25),     # changed: e6 -> e4
-            ("mbconv", 1, 5, 1, 4,  64,  80, 0.25),     # changed: e6 -> e4
-            ("mbconv", 1, 3, 1, 4,  80, 128, 0.25))     # changed: e6 -> e4
-# (c) 5x5 -> 3x3, and one 5x5 layer becomes two 3x3 layers: a 5x5 adds 4 to the receptive field, two
-#     3x3 add 2 + 2 (``receptive_field`` checks it never shrinks).
-KERNEL3 = _stages(
-            ("mbconv", 1, 3, 1, 1,  16,  16, 0.25),
-            ("mbconv", 2, 3, 2, 6,  16,  24, 0.25),
-            ("mbconv", 2, 3, 2, 6,  24,  32, 0.25),     # changed: k5 r1 -> k3 r2
-            ("mbconv", 2, 3, 2, 6,  32,  64, 0.25),
-            ("mbconv", 2, 3, 1, 6,  64,  80, 0.25),     # changed: k5 r1 -> k3 r2
-            ("mbconv", 1, 3, 1, 6,  80, 128, 0.25))
-# (d) The last stride-1 stage removed: the head reads stage 5's 80 channels.
-NO_LAST = BASELINE[:5]                                  # changed: stage 6 (80 -> 128, stride 1) gone
-# All four: (a) on stages 1-3, (b) everywhere, (c) on stages 3 and 5, (d). This is V2_TINY exactly.
-ALL_FOUR = _stages(
-            ("fused",  1, 3, 1, 1,  16,  16),           # (a)
-            ("fused",  2, 3, 2, 4,  16,  24),           # (a) (b)
-            ("fused",  2, 3, 2, 4,  24,  32),           # (a) (b) (c)
-            ("mbconv", 2, 3, 2, 4,  32,  64, 0.25),     # (b)
-            ("mbconv", 2, 3, 1, 4,  64,  80, 0.25))     # (b) (c); stage 6 gone: (d)
+
+
+# Each claim as a change of a stage table, so that "all four" is literally the four in a row.
+def fused_early(stages, count: int = 3) -> tuple:
+    """(a) Fused-MBConv in the early stages (1-3, as V2): block "fused", the same kernel and
+    expansion; no squeeze-excite there (V2's fused stages have none; Stage refuses se with "fused")."""
+    return tuple(replace(s, block="fused", se=0.0) if i < count else s for i, s in enumerate(stages))
+
+
+def expansion_4(stages) -> tuple:
+    """(b) Expansion 6 -> 4 in every stage that had 6 (stage 1 keeps 1: V1's stage 1 already has it)."""
+    return tuple(replace(s, expand=4) if s.expand == 6 else s for s in stages)
+
+
+def kernel_3(stages) -> tuple:
+    """(c) 5x5 -> 3x3, each 5x5 layer becoming two 3x3 layers: a 5x5 adds 4 to the receptive field,
+    two 3x3 add 2 + 2 (``receptive_field`` checks it never shrinks)."""
+    return tuple(replace(s, kernel=3, repeats=2 * s.repeats) if s.kernel == 5 else s for s in stages)
+
+
+def without_last_stage(stages) -> tuple:
+    """(d) The last stride-1 stage removed: the head reads the stage before it."""
+    return tuple(stages[:-1]) if stages[-1].stride == 1 else tuple(stages)
+
+
+FUSED = fused_early(BASELINE)            # stages 1-3: mbconv -> fused, se 0
+EXPAND4 = expansion_4(BASELINE)          # stages 2-6: e6 -> e4
+KERNEL3 = kernel_3(BASELINE)             # stages 3 and 5: k5 r1 -> k3 r2
+NO_LAST = without_last_stage(BASELINE)   # stage 6 (80 -> 128, stride 1) gone
+ALL_FOUR = without_last_stage(kernel_3(expansion_4(fused_early(BASELINE))))   # = V2_TINY exactly
 assert ALL_FOUR == V2_TINY
 
 TABLES = {"baseline": BASELINE, "fused": FUSED, "expand4": EXPAND4, "kernel3": KERNEL3, "no-last": NO_LAST,
