@@ -11,14 +11,19 @@ import pytest
 import torch  # noqa: F401  (torch missing must fail these tests, never skip them)
 import torch.nn.functional as F
 
-from tinyeffnet.ops import conv2d, reference, winograd
+from tinyeffnet.ops import conv2d, reference, winograd, winograd_fused
 from tinyeffnet.testing import gradcheck, torch_parity
 
 # (N, H, W, Cin, Cout): even and odd sizes (an odd size adds a dropped output row/column), a single
 # pixel, a single row, one channel, and a medium case with many tile rows per thread.
 SHAPES = [(2, 6, 6, 3, 4), (1, 5, 7, 2, 3), (2, 1, 1, 2, 2), (1, 1, 6, 1, 1), (1, 3, 2, 1, 1),
-          (3, 9, 4, 5, 2), (2, 16, 14, 8, 12)]
+          (3, 9, 4, 5, 2), (2, 16, 14, 8, 12), (5, 2, 9, 4, 1), (1, 13, 13, 6, 6)]
 IDS = ["x".join(map(str, s)) for s in SHAPES]
+# The two kernels of the same algorithm: three passes (transforms + 16 GEMMs), and one pass per tile
+# (ops/winograd_fused.py). Every test of the arithmetic below runs on both.
+KERNELS = {"three-pass": (winograd.winograd_conv3x3_forward, winograd.winograd_conv3x3_backward),
+           "one-pass": (winograd_fused.fused_winograd_forward, winograd_fused.fused_winograd_backward)}
+kernels = pytest.mark.parametrize("forward, backward", list(KERNELS.values()), ids=list(KERNELS))
 
 
 def _sample(shape, dtype, seed=0):
@@ -50,26 +55,28 @@ def test_one_dimensional_f23_identity():
     np.testing.assert_allclose(winograd.A_T @ ((winograd.G @ g) * (winograd.B_T @ d)), direct, rtol=1e-14)
 
 
+@kernels
 @pytest.mark.parametrize("shape", SHAPES, ids=IDS)
-def test_float64_equals_the_numpy_tier(shape):
+def test_float64_equals_the_numpy_tier(shape, forward, backward):
     x, w, dy = _sample(shape, np.float64)
     y_ref, cache = reference.conv2d_forward(x, w, 1, 1)
     dx_ref, dw_ref = reference.conv2d_backward(dy, cache)
-    y = winograd.winograd_conv3x3_forward(x, w)
-    dx, dw = winograd.winograd_conv3x3_backward(dy, x, w)
+    y = forward(x, w)
+    dx, dw = backward(dy, x, w)
     for ours, ref in ((y, y_ref), (dx, dx_ref), (dw, dw_ref)):
         assert ours.shape == ref.shape and ours.dtype == np.float64
         np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12 * max(1.0, np.abs(ref).max()))
 
 
+@kernels
 @pytest.mark.parametrize("shape", [(8, 32, 32, 48, 64), (4, 17, 15, 24, 24)], ids=["stage2-like", "odd"])
-def test_float32_error_is_close_to_im2col(shape):
+def test_float32_error_is_close_to_im2col(shape, forward, backward):
     # Against float64 ground truth. im2col in float32 is the baseline; Winograd adds a few additions in
     # the transforms, so it may be somewhat less accurate, but within 4x of im2col and below 5e-6.
     x, w, dy = _sample(shape, np.float32)
     y_ref, cache = reference.conv2d_forward(x.astype(np.float64), w.astype(np.float64), 1, 1)
     truth = (y_ref, *reference.conv2d_backward(dy.astype(np.float64), cache))
-    winograd_result = (winograd.winograd_conv3x3_forward(x, w), *winograd.winograd_conv3x3_backward(dy, x, w))
+    winograd_result = (forward(x, w), *backward(dy, x, w))
     y32, cache32 = conv2d.conv2d_forward(x, w, 1, 1)                 # always im2col
     assert cache32.algorithm == "im2col"
     im2col_result = (y32, *conv2d.conv2d_backward(dy, cache32))
@@ -83,24 +90,24 @@ def test_float32_error_is_close_to_im2col(shape):
         assert relative(ours, exact) < 4 * relative(baseline, exact) + 1e-7, name
 
 
-def test_float64_gradcheck():
+@kernels
+def test_float64_gradcheck_every_entry(forward, backward):
     x, w, _ = _sample((2, 5, 4, 2, 3), np.float64)
-    report = gradcheck(lambda x, w: (winograd.winograd_conv3x3_forward(x, w), (x, w)),
-                       lambda dy, cache: winograd.winograd_conv3x3_backward(dy, *cache),
-                       [x, w], names=["x", "w"])
+    report = gradcheck(lambda x, w: (forward(x, w), (x, w)), lambda dy, cache: backward(dy, *cache),
+                       [x, w], names=["x", "w"], samples=x.size + w.size)
     assert report.ok, report
 
 
+@kernels
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_matches_torch(dtype):
+def test_matches_torch(dtype, forward, backward):
     x, w, _ = _sample((2, 7, 6, 3, 5), dtype)
 
     def torch_forward(xt, wt):
         y = F.conv2d(xt.permute(0, 3, 1, 2).contiguous(), wt.permute(3, 2, 0, 1).contiguous(), padding=1)
         return y.permute(0, 2, 3, 1)
 
-    report = torch_parity(lambda x, w: (winograd.winograd_conv3x3_forward(x, w), (x, w)),
-                          lambda dy, cache: winograd.winograd_conv3x3_backward(dy, *cache),
+    report = torch_parity(lambda x, w: (forward(x, w), (x, w)), lambda dy, cache: backward(dy, *cache),
                           torch_forward, [x, w], names=["x", "w"])
     assert report.ok, report
 

@@ -27,8 +27,12 @@ thread adds its dU into its own (16, Cin, Cout) slice of ``du_parts``, summed af
 
 The op pair ``conv2d_winograd_fused_forward/backward`` has conv2d_forward's signature; its cache
 records the algorithm "winograd_fused". ``nn.Conv2d(..., algorithm="winograd_fused")`` builds a layer
-with it. Status: faster than the three passes when timed alone on thin channels, slower inside a
-whole training step (see MAX_FUSED_CHANNELS), so not a default: a kernel to study and improve.
+with it. Status, measured on a 2-core AVX-512 Xeon (float32, forward + backward): timed alone, on
+the same arrays every call, it beats the three passes on thin channels (Cin = Cout = 24 at 64x64,
+batch 8, EfficientNetV2-S's stage 1: 15.8 ms against 35.3 ms; 16 -> 16 at 24x24, batch 64: 10.8
+against 11.0 ms) and loses on wider ones (24 -> 96 at 12x12: 12.9 against 7.2 ms). Inside a whole
+training step, on fresh activations, it measured slower (S at 128 px: 614 against 583 ms a step; the
+tiny model at 48 px: 84 against 78 ms), so no layer picks it by itself: a kernel to study and improve.
 """
 from __future__ import annotations
 
@@ -37,23 +41,8 @@ import numpy as np
 from numba import njit, prange
 
 from .winograd import (G, WinogradCache, _a, _at, _b, _bt, _padded_input, _sandwich, _tiles, _window_column,
-                       applies, check_winograd_gradient, check_winograd_inputs, cropped, padded_gradient,
+                       check_winograd_gradient, check_winograd_inputs, cropped, padded_gradient,
                        transform_weights)
-
-# Channel counts up to which the one-pass kernel beats transforms + BLAS when timed on its own (2-core
-# AVX-512 Xeon, forward + backward, float32, best of 15, the same arrays every call): Cin = Cout = 24
-# at 64x64, batch 8 (EfficientNetV2-S stage 1): 15.8 ms against 35.3 ms; 16 -> 16 at 24x24, batch 64:
-# 10.8 against 11.0 ms; 24 -> 96 at 12x12: 12.9 against 7.2 ms. Inside a whole training step, on fresh
-# activations, it measured slower (S at 128 px: 614 against 583 ms a step; the tiny model at 48 px:
-# 84 against 78 ms), so nn.Conv2d never picks it by itself: ask with Conv2d(..., algorithm="winograd_fused").
-MAX_FUSED_CHANNELS = 32
-
-
-def suits(w_shape, stride: int, padding) -> bool:
-    """A 3x3 stride-1 "same" conv (``winograd.applies``) whose Cin and Cout are both at most
-    MAX_FUSED_CHANNELS: there the per-tile GEMM fits in L1 and beats 16 thin BLAS calls."""
-    return applies(w_shape, stride, padding) and max(w_shape[2], w_shape[3]) <= MAX_FUSED_CHANNELS
-
 
 class FusedWinogradCache(WinogradCache):
     """conv2d_winograd_fused_forward's cache: x and w (as Winograd's), algorithm "winograd_fused"."""
