@@ -400,16 +400,11 @@ def train_worker(payload: dict) -> dict:
         arch_path = os.path.join(folder, "arch.json")
         write_arch(arch_path, Arch(table(payload["table"]), HEAD))
         cfg = train_config(arch_path, os.path.join(folder, "run"), **payload["config"])
-        first = []
-
-        def log(message: str) -> None:
-            if message.startswith("first step done in "):
-                first.append(float(message.split()[4]))
-
         start = time.perf_counter()
-        rows = Trainer(cfg, progress=False, log=log).run()
+        trainer = Trainer(cfg, progress=False, log=lambda message: None)
+        rows = trainer.run()
         wall = time.perf_counter() - start
-    first_step = first[0] if first else 0.0
+    first_step = trainer.first_step_seconds or 0.0     # exact, not the log line's rounded figure
     curve = [{"epoch": row["epoch"], "seconds": row["seconds"] - first_step, "val_acc": row["val_acc"],
               "train_loss": row["train_loss"]} for row in rows]
     return {"curve": curve, "first_step_s": first_step, "wall_s": wall}

@@ -223,6 +223,7 @@ class Trainer:
         self.counters = _Counters()
         self._stop = None
         self._first_step = True
+        self.first_step_seconds = None      # the first step's exact time (compile + step), once taken
 
     # ---------------------------------------------------------------- where we are, for messages
     def _epoch_number(self) -> int:
@@ -387,7 +388,8 @@ class Trainer:
                   "cached for later runs) ...", bar)
         start = time.perf_counter()
         result = self.train_step(indices, stage)
-        self._say(f"first step done in {time.perf_counter() - start:.1f} s", bar)
+        self.first_step_seconds = time.perf_counter() - start
+        self._say(f"first step done in {self.first_step_seconds:.1f} s", bar)
         if bar is not None:
             bar.unpause()                   # leave the compile time out of the bar's rate and ETA
         self._first_step = False
