@@ -77,3 +77,80 @@ def test_bad_bench_options_are_refused_with_the_argument_named():
         train_step._check_run_options("efficientnetv2_s", ["torch"], "sse2")
     with pytest.raises(ValueError, match="unknown model"):
         train_step._check_run_options("resnet50", ["torch"], "native")
+
+
+def test_progressive_bench_runs_table_13_over_seeds(tmp_path):
+    """Seconds long: 64 images, 2 epochs, 2 stages of 16 -> 24 px, 2 seeds per variant."""
+    import json
+    import math
+
+    from tinyeffnet.bench import progressive
+
+    tiny = dict(train_samples=64, val_samples=32, epochs=2, seeds=2, batch_size=32, stages=2, min_size=16,
+                max_size=24, eval_size=24, warmup_epochs=0.5)
+    returned = progressive.run(out=str(tmp_path), progress=False, log=lambda *a: None, **tiny)
+    results = json.loads((tmp_path / "progressive.json").read_text(), parse_constant=lambda c: 1 / 0)
+    assert results == json.loads(json.dumps(returned))
+    assert results["seeds"] == [0, 1] and results["target"] == 0.9
+    assert (results["eval_size"], results["above_size"]) == (24, 29)                  # round(1.2 * 24)
+    assert list(results["variants"]) == ["adaptive", "vanilla", "fixed"]
+    sizes, regularization = {}, {}
+    for name, variant in results["variants"].items():
+        runs, summary = variant["runs"], variant["summary"]
+        assert [r["seed"] for r in runs] == [0, 1] and summary["runs"] == 2
+        for one in runs:
+            rows = one["rows"]
+            assert [r["epoch"] for r in rows] == [1, 2]
+            for key in ("final_val_acc", "above_val_acc"):
+                assert 0 <= one[key] <= 1 and math.isfinite(one[key])
+            assert one["final_val_acc"] == rows[-1]["val_acc"] and one["total_s"] == rows[-1]["seconds"] > 0
+            reached = [r["seconds"] for r in rows if r["val_acc"] >= results["target"]]
+            assert one["time_to_target_s"] == (reached[0] if reached else None)
+            sizes.setdefault(name, [r["image_size"] for r in rows])
+            regularization.setdefault(name, [(r["dropout"], r["randaug"], r["mixup"]) for r in rows])
+        for key in ("final_val_acc", "above_val_acc", "total_s"):
+            values = [r[key] for r in runs]
+            spread = summary[key]
+            assert spread["min"] == min(values) and spread["max"] == max(values)
+            assert math.isclose(spread["mean"], sum(values) / 2) and spread["min"] <= spread["mean"] <= spread["max"]
+        assert summary["reached"] == sum(r["time_to_target_s"] is not None for r in runs)
+        assert (summary["time_to_target_s"] is None) == (summary["reached"] == 0)
+    assert sizes == {"adaptive": [16, 24], "vanilla": [16, 24], "fixed": [24, 24]}
+    last = regularization["adaptive"][-1]
+    assert regularization["adaptive"][0] != last                                     # adaptive: it grows
+    assert regularization["vanilla"] == [last, last] and regularization["fixed"] == [last, last]
+    table = progressive.format_table(results)
+    assert sum(line.startswith("| ") for line in table.splitlines()) == 4        # the header and 3 variants
+    assert "val acc @ 29 px" in table and "reached 90%" in table
+    for label in progressive.LABELS.values():
+        assert label in table
+    assert (tmp_path / "progressive.png").stat().st_size > 0
+
+
+def test_progressive_bench_refuses_bad_options(tmp_path):
+    import pytest
+
+    from tinyeffnet.bench import progressive
+
+    with pytest.raises(ValueError, match="seeds must be an int >= 1"):
+        progressive.run(out=str(tmp_path), seeds=0)
+    with pytest.raises(ValueError, match=r"target must be a validation accuracy in \(0, 1\], got 1.5"):
+        progressive.run(out=str(tmp_path), target=1.5)
+    with pytest.raises(ValueError, match="variant must be adaptive, vanilla or fixed"):
+        progressive.variant_config(progressive.TrainConfig(), "random", 0, tmp_path)
+    assert not any(tmp_path.iterdir())                                                # nothing was written
+
+
+def test_progressive_summary_of_seeds_that_did_not_all_reach_the_target():
+    from tinyeffnet.bench import progressive
+
+    runs = [{"time_to_target_s": 10.0, "final_val_acc": 0.9, "above_val_acc": 0.8, "total_s": 20.0},
+            {"time_to_target_s": None, "final_val_acc": 0.7, "above_val_acc": 0.6, "total_s": 22.0},
+            {"time_to_target_s": 14.0, "final_val_acc": 0.95, "above_val_acc": 0.9, "total_s": 24.0}]
+    s = progressive.summarize(runs)
+    assert s["time_to_target_s"] == {"mean": 12.0, "min": 10.0, "max": 14.0} and (s["reached"], s["runs"]) == (2, 3)
+    assert s["total_s"] == {"mean": 22.0, "min": 20.0, "max": 24.0}
+    none = progressive.summarize([dict(r, time_to_target_s=None) for r in runs])
+    assert none["time_to_target_s"] is None and none["reached"] == 0
+    rows = [{"val_acc": 0.5, "seconds": 1.0}, {"val_acc": 0.9, "seconds": 2.0}, {"val_acc": 0.95, "seconds": 3.0}]
+    assert progressive._time_to(rows, 0.9) == 2.0 and progressive._time_to(rows, 0.99) is None

@@ -96,3 +96,66 @@ def test_train_says_where_it_wrote(tmp_path, capsys, monkeypatch):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert "wrote runs/shapes/metrics.jsonl" in last, last
     assert (tmp_path / "runs" / "shapes" / "metrics.jsonl").is_file()
+
+
+def _train_config_of(argv, monkeypatch):
+    """The TrainConfig that `tinyeffnet train ARGV` builds (the Trainer replaced: nothing runs)."""
+    seen = {}
+
+    class NoTraining:
+        def __init__(self, cfg, progress=True):
+            seen["cfg"] = cfg
+
+        def run(self, resume=False):
+            return []
+
+    monkeypatch.setattr("tinyeffnet.train.Trainer", NoTraining)
+    assert cli.main(["train", *argv]) == 0
+    return seen["cfg"]
+
+
+def test_train_without_flags_is_the_main_job(monkeypatch):
+    from tinyeffnet.train import TrainConfig
+
+    cfg = _train_config_of([], monkeypatch)
+    assert cfg == TrainConfig()
+    assert (cfg.schedule, cfg.lr_schedule, cfg.min_size, cfg.max_size, cfg.eval_size) == ("custom", "cosine", 32, 48, 48)
+
+
+def test_train_schedule_flags_and_explicit_sizes_override_the_preset(monkeypatch):
+    cfg = _train_config_of(["--schedule", "paper", "--min-size", "32", "--max-size", "48", "--eval-size", "58",
+                            "--lr-schedule", "exponential"], monkeypatch)
+    assert (cfg.schedule, cfg.lr_schedule) == ("paper", "exponential")
+    assert (cfg.min_size, cfg.max_size, cfg.eval_size) == (32, 48, 58)
+    assert (cfg.dropout, cfg.randaug, cfg.mixup) == ((0.1, 0.3), (5.0, 15.0), (0.0, 0.0))     # Table 6, S row
+    cfg = _train_config_of(["--schedule", "released", "--model", "efficientnetv2_m"], monkeypatch)
+    assert (cfg.min_size, cfg.max_size, cfg.eval_size, cfg.dropout) == (128, 384, 480, (0.3, 0.3))
+
+
+def test_train_refuses_an_unknown_schedule(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["train", "--schedule", "table6"])
+    assert stop.value.code == 2
+    assert "--schedule" in capsys.readouterr().err
+
+
+def test_train_names_the_schedule_behind_a_bad_size(capsys):
+    assert cli.main(["train", "--schedule", "paper", "--max-size", "48"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: max_size must be an int >= min_size (128), got 48") and "paper schedule" in err
+
+
+def test_bench_progressive_passes_its_options_on(monkeypatch, capsys, tmp_path):
+    seen = {}
+
+    def fake_run(**options):
+        seen.update(options)
+        return {"fake": True}
+
+    monkeypatch.setattr("tinyeffnet.bench.progressive.run", fake_run)
+    monkeypatch.setattr("tinyeffnet.bench.progressive.format_table", lambda results: "TABLE")
+    out = str(tmp_path / "b")
+    assert cli.main(["bench", "progressive", "--seeds", "2", "--dataset", "clutter", "--target", "0.5", "--epochs",
+                     "3", "--train-samples", "64", "--val-samples", "32", "--out", out]) == 0
+    assert seen == dict(out=out, dataset="clutter", epochs=3, seeds=2, target=0.5, train_samples=64, val_samples=32)
+    assert capsys.readouterr().out.startswith("TABLE")

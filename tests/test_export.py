@@ -28,7 +28,7 @@ def checkpoint(tmp_path_factory):
     1-epoch warmup) leaves a non-zero learning rate in the optimizer to continue with."""
     out = tmp_path_factory.mktemp("run")
     train(epochs=2, train_samples=64, val_samples=16, batch_size=16, stages=1, min_size=16, max_size=16,
-          eval_size=16, schedule="exponential", out=str(out), progress=False, log=lambda *args, **kw: None)
+          eval_size=16, lr_schedule="exponential", out=str(out), progress=False, log=lambda *args, **kw: None)
     return out / "checkpoint.npz"
 
 

@@ -270,7 +270,8 @@ NAN, INF = float("nan"), float("inf")
     (dict(mixup=(0, NAN)), "mixup[1] must be a finite number >= 0, got nan"),
     (dict(mixup=(-0.2, 0)), "mixup[0] must be a finite number >= 0, got -0.2"),
     (dict(optimizer="lamb"), "optimizer must be adamw, rmsprop or sgd, got 'lamb'"),
-    (dict(schedule="step"), "schedule must be cosine or exponential, got 'step'"),
+    (dict(lr_schedule="step"), "lr_schedule must be cosine or exponential, got 'step'"),
+    (dict(schedule="table6"), "schedule must be custom, paper or released, got 'table6'"),
     (dict(progressive=1), "progressive must be True or False, got 1"),
     (dict(out=3), "out must be a folder path (str) or None, got 3"),
     (dict(dataset="cifar"), "dataset must be clutter or shapes, got 'cifar'"),
@@ -321,6 +322,38 @@ def test_a_checkpoint_from_before_dataset_and_arch_existed_still_resumes(tmp_pat
     assert [r["epoch"] for r in rows] == [2, 3, 4]
     with pytest.raises(ValueError, match="different settings: dataset='shapes' .now 'clutter'."):
         train(out=str(tmp_path), resume=True, progress=False, log=lambda *a: None, **{**TINY, "dataset": "clutter"})
+
+
+def test_a_checkpoint_from_0_4_0_with_the_lr_schedule_named_schedule_still_resumes(tmp_path):
+    # 0.4.0 recorded the learning-rate schedule as "schedule" and had no progressive preset.
+    quiet = dict(progress=False, log=lambda *a: None)
+    train(out=str(tmp_path), until_epoch=1, **quiet, **{**TINY, "lr_schedule": "exponential"})
+    arrays = load_checkpoint(tmp_path / CHECKPOINT)
+    settings = json.loads(str(arrays["config"]))
+    assert (settings["schedule"], settings["lr_schedule"]) == ("custom", "exponential")
+    del settings["schedule"]
+    settings["schedule"] = settings.pop("lr_schedule")                       # the 0.4.0 layout
+    arrays["config"] = np.array(json.dumps(settings, sort_keys=True))
+    save_checkpoint(tmp_path / CHECKPOINT, arrays)
+    with pytest.raises(ValueError, match=re.escape("different settings: lr_schedule='exponential' (now 'cosine')")):
+        train(out=str(tmp_path), resume=True, **quiet, **TINY)
+    with pytest.raises(ValueError, match=re.escape("schedule='custom' (now 'paper')")):
+        train(out=str(tmp_path), resume=True, **quiet, **{**TINY, "lr_schedule": "exponential", "schedule": "paper"})
+    rows = train(out=str(tmp_path), resume=True, **quiet, **{**TINY, "lr_schedule": "exponential"})
+    assert [r["epoch"] for r in rows] == [2, 3, 4]
+    settings = json.loads(str(load_checkpoint(tmp_path / CHECKPOINT)["config"]))
+    assert (settings["schedule"], settings["lr_schedule"]) == ("custom", "exponential")   # rewritten in today's names
+
+
+def test_upgrade_settings_renames_only_the_old_lr_schedule():
+    from tinyeffnet.train import upgrade_settings
+
+    old = {"schedule": "cosine", "epochs": 3}
+    assert upgrade_settings(old) == {"lr_schedule": "cosine", "epochs": 3}
+    assert old == {"schedule": "cosine", "epochs": 3}                                     # a new dict
+    assert upgrade_settings({"schedule": "exponential"}) == {"lr_schedule": "exponential"}
+    today = {"schedule": "paper", "lr_schedule": "cosine"}
+    assert upgrade_settings(today) == today
 
 
 def test_config_accepts_the_edges_and_stores_plain_types(tmp_path):

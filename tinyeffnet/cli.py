@@ -1,10 +1,11 @@
-"""The `tinyeffnet` command line: gradcheck | bench | summary | train | search.
+"""The `tinyeffnet` command line: gradcheck | bench | summary | train | search | scale.
 
     tinyeffnet gradcheck                 gradient-check the ops, print a table
     tinyeffnet bench ops [--json]        forward+backward time per op against PyTorch CPU
     tinyeffnet summary NAME | --arch FILE [--image-size N]
     tinyeffnet train [--epochs N --dataset clutter --arch FILE --out DIR --resume --no-progressive ...]
     tinyeffnet search [--trials N --strategy random|evolution --out DIR --resume ...]
+    tinyeffnet scale [--base v2-s|v2-tiny|v1-tiny|v1-b0|FILE --phi 0 1 2 3 --rules v1|v2 --out DIR ...]
 """
 from __future__ import annotations
 
@@ -114,10 +115,20 @@ def _cmd_bench(args) -> int:
         from .bench import progressive
 
         out = args.out or "runs/bench_progressive"
-        results = progressive.run(out=out, epochs=args.epochs)
-        print(progressive.format_table(results))
+        try:  # TrainConfig and run() check every value (a target above 1, ...)
+            results = progressive.run(out=out, dataset=args.dataset or "shapes", epochs=args.epochs,
+                                      seeds=3 if args.seeds is None else args.seeds,
+                                      target=args.target, train_samples=args.train_samples,
+                                      val_samples=args.val_samples)
+        except (ValueError, TypeError) as err:
+            return _error(err)
+        print(json.dumps(results, indent=1) if args.json else progressive.format_table(results))
         print(f"wrote {out}/progressive.json and progressive.png")
         return 0
+    if args.what == "scaling":
+        from .bench import scaling
+
+        return scaling.bench_command(args)
     if args.what == "claims":
         return _bench_claims(args)
     if args.what == "train-vs-torch":
@@ -167,8 +178,8 @@ def _cmd_train(args) -> int:
             batch_size=args.batch_size,
             lr=args.lr if args.lr is not None else defaults.lr, optimizer=args.optimizer,
             stages=args.stages, progressive=not args.no_progressive, out=args.out, seed=args.seed,
-            train_samples=args.train_samples, val_samples=args.val_samples, min_size=args.min_size,
-            max_size=args.max_size, eval_size=args.eval_size,
+            train_samples=args.train_samples, val_samples=args.val_samples, schedule=args.schedule,
+            lr_schedule=args.lr_schedule, min_size=args.min_size, max_size=args.max_size, eval_size=args.eval_size,
             weight_decay=args.weight_decay if args.weight_decay is not None else (
                 defaults.weight_decay if args.optimizer == "adamw" else 1e-5),
         )
@@ -276,18 +287,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks against PyTorch (each contender in its own process)",
                        formatter_class=defaults_shown)
-    p.add_argument("what", choices=["ops", "train-step", "profile", "train-vs-torch", "progressive", "claims", "gpu"],
+    p.add_argument("what", choices=["ops", "train-step", "profile", "train-vs-torch", "progressive", "scaling", "claims",
+                                     "gpu"],
                    help="ops: forward+backward per op at EfficientNetV2-S shapes (CPU); "
                         "train-step: a training step (default EfficientNetV2-S) against PyTorch NCHW, "
                         "channels_last and torch.compile, cold/warm start, peak memory; "
                         "profile: time per op family in one training step; "
                         "train-vs-torch: time to accuracy of the main job against PyTorch doing the same job; "
-                        "progressive: default training with and without progressive learning; "
+                        "progressive: the paper's Table 13, progressive learning with adaptive or fixed "
+                        "regularization and fixed-size training, over seeds; "
+                        "scaling: compound-scaled V2-style and V1-style tiny families, accuracy against "
+                        "training time; "
                         "claims: the paper's four design choices as an ablation, and EfficientNet-B4 against V2-S; "
                         "gpu: every CUDA check and timing on a real GPU, in one command")
     p.add_argument("--rounds", type=positive_int, default=None,
                    help="alternating rounds per contender (default 3; train-vs-torch 1, a whole training each)")
-    p.add_argument("--target", type=positive_float, default=0.9, help="train-vs-torch: validation accuracy to time")
+    p.add_argument("--target", type=positive_float, default=0.9,
+                   help="train-vs-torch/progressive: validation accuracy to time")
     p.add_argument("--repeats", type=positive_int, default=20, help="ops: timed calls per op per round")
     p.add_argument("--sizes", type=positive_int, nargs="+", default=[128, 224],
                    help="train-step/profile: image sizes (profile uses the first)")
@@ -300,16 +316,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--isa", choices=["native", "avx2"], default="native",
                    help="train-step: avx2 forces the AVX2 code paths in numpy, OpenBLAS, Numba and torch "
                         "for every contender")
-    p.add_argument("--out", default=None, help="progressive/claims: output folder (default runs/bench_<what>)")
+    p.add_argument("--out", default=None,
+                   help="progressive/scaling/claims: output folder (default runs/bench_<what>)")
     p.add_argument("--budget", type=positive_float, default=60.0, help="claims: training seconds per run")
-    p.add_argument("--epochs", type=positive_int, default=None, help="progressive: epochs (None: the train default)")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help="progressive: epochs (None: the train default); scaling: epochs per member (None: 8)")
+    p.add_argument("--seeds", type=positive_int, default=None,
+                   help="progressive/scaling: runs (seeds 0, 1, ...) per variant or member (None: 3 for "
+                        "progressive, 2 for scaling)")
+    from .data import DATASETS as BUILT_IN
+
+    p.add_argument("--dataset", choices=sorted(BUILT_IN), default=None,
+                   help="progressive/scaling: built-in dataset (None: shapes for progressive, clutter for scaling)")
+    p.add_argument("--train-samples", type=positive_int, default=None,
+                   help="progressive/scaling: training images (None: the train default; scaling 2000)")
+    p.add_argument("--val-samples", type=positive_int, default=None,
+                   help="progressive/scaling: validation images (None: the train default; scaling 500)")
+    from .bench.scaling import add_bench_arguments as add_scaling_arguments
+
+    add_scaling_arguments(p)                                        # --phis
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=_cmd_bench)
 
     from .data import DATASETS
-    from .train import TrainConfig
+    from .train import SCHEDULES, TrainConfig, preset_values
 
     d = TrainConfig()
+    custom = preset_values("custom", d.model)
     p = sub.add_parser("train", help="train with progressive learning (default: the built-in shapes dataset)",
                        formatter_class=defaults_shown)
     p.add_argument("--model", default=d.model, help="model name (see tinyeffnet.models.list_models())")
@@ -328,11 +361,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", choices=["adamw", "rmsprop", "sgd"], default=d.optimizer, help="optimizer")
     p.add_argument("--weight-decay", type=non_negative_float, default=None,
                    help=f"weight decay (None: {d.weight_decay} for adamw, 1e-5 otherwise)")
+    p.add_argument("--lr-schedule", choices=["cosine", "exponential"], default=d.lr_schedule,
+                   help="learning-rate schedule after the warmup (exponential: the paper's 0.97 every 2.4 epochs)")
+    p.add_argument("--schedule", choices=list(SCHEDULES), default=d.schedule,
+                   help="progressive preset for the sizes and regularization not given: custom (this library's, "
+                        "32 -> 48 px, eval 48), paper (Table 6 and Algorithm 1: S 128 -> 300 px, eval 384), "
+                        "released (the released code's rules: S 171, 214, 257, 300 px, eval 384); M and L "
+                        "models take their own rows, other models the S row")
     p.add_argument("--stages", type=positive_int, default=d.stages, help="progressive stages M")
     p.add_argument("--no-progressive", action="store_true", help="fixed size and regularization (baseline)")
-    p.add_argument("--min-size", type=positive_int, default=d.min_size, help="first stage image size")
-    p.add_argument("--max-size", type=positive_int, default=d.max_size, help="last stage image size")
-    p.add_argument("--eval-size", type=positive_int, default=d.eval_size, help="validation image size")
+    p.add_argument("--min-size", type=positive_int, default=None,
+                   help=f"first stage image size (None: the schedule's; custom: {custom['min_size']})")
+    p.add_argument("--max-size", type=positive_int, default=None,
+                   help=f"last stage image size (None: the schedule's; custom: {custom['max_size']})")
+    p.add_argument("--eval-size", type=positive_int, default=None,
+                   help=f"validation image size (None: the schedule's; custom: {custom['eval_size']})")
     p.add_argument("--train-samples", type=positive_int, default=d.train_samples, help="built-in data: training images")
     p.add_argument("--val-samples", type=positive_int, default=d.val_samples, help="built-in data: validation images")
     p.add_argument("--seed", type=non_negative_int, default=d.seed, help="seed of the data, init and augmentation")
@@ -351,6 +394,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=positive_int, default=1000, help="--arch: classifier outputs")
     p.add_argument("--image-size", type=positive_int, default=224, help="input image side in pixels")
     p.set_defaults(func=_cmd_summary)
+
+    from .bench.scaling import add_scale_arguments
+
+    p = sub.add_parser("scale", help="derive a family from a base table by compound scaling (V1's rule or "
+                                     "V2's restrictions); optionally write one arch file per member",
+                       formatter_class=defaults_shown)
+    add_scale_arguments(p)                                          # sets func=scale_command
 
     from .search.reward import V_DEFAULT, W_DEFAULT
     from .search.run import SearchConfig

@@ -157,3 +157,26 @@ def test_bad_arguments_are_named():
         scaling.scale_network(V1_BASE, width=0)
     with pytest.raises(TypeError, match="networks must be a non-empty list of ScaledNetwork"):
         scaling.describe_family([])
+
+
+def test_describe_family_can_list_each_stages_channels():
+    family = scaling.compound_family(models.V2_TINY, [0, 2], rules="v2", base_size=32, head=320)
+    lines = scaling.describe_family(family, num_classes=10, channels=True).splitlines()
+    head = lines[0].split()
+    assert head[head.index("repeats") + 1] == "channels"
+    assert dict(zip(head, lines[2].split()))["channels"] == "16/24/32/64/80"     # V2_TINY's own table
+    # width 1.21 (V2 rounding, no +8): 19.4, 29.0, 38.7, 77.4, 96.8 -> 16, 32, 40, 80, 96
+    assert dict(zip(head, lines[3].split()))["channels"] == "16/32/40/80/96"
+    assert scaling.describe_family(family) == scaling.describe_family(family, channels=False)   # unchanged default
+    with pytest.raises(TypeError, match="channels must be True or False"):
+        scaling.describe_family(family, channels="yes")
+
+
+def test_v2_restrictions_on_a_five_stage_table():
+    """The options carry over to a table without a 6th stage: a cap, and any late stages chosen."""
+    v2 = scaling.compound_scale(models.V2_TINY, 2, rules="v2", base_size=32, head=320, max_image_size=40,
+                                late_stages=(4, 5), late_depth=1.25)
+    v1 = scaling.compound_scale(models.V2_TINY, 2, base_size=32, head=320)
+    assert (v1.image_size, v2.image_size) == (round(32 * 1.15 ** 2), 40) == (42, 40)
+    assert [s.repeats for s in v2.stages] == [2, 3, 3, 5, 5]     # ceil(2 * 1.44 * 1.5625) = ceil(4.5) = 5
+    assert [s.repeats for s in v1.stages] == [2, 3, 3, 3, 3]     # ceil(1.44), ceil(2 * 1.44) = 3

@@ -262,22 +262,27 @@ def count_parameters(stages, head: int, num_classes: int = 1000, in_channels: in
     return total + conv(1, stages[-1].out_ch, head) + head * num_classes + num_classes
 
 
-def describe_family(networks, num_classes: int = 1000) -> str:
+def describe_family(networks, num_classes: int = 1000, *, channels: bool = False) -> str:
     """A text table, one row per ScaledNetwork: name, phi, width, depth, image size, stem, repeats
     per stage, head, parameters (millions) and relative FLOPs d * w**2 * r**2 against the first row's
-    coefficients (the compound-scaling estimate, not a count)."""
+    coefficients (the compound-scaling estimate, not a count). ``channels=True`` adds, after the
+    repeats, each stage's output channels ("16/24/32/64/80")."""
     networks = list(networks)
     if not networks or not all(isinstance(n, ScaledNetwork) for n in networks):
         raise TypeError("describe_family: networks must be a non-empty list of ScaledNetwork "
                         "(from official_family, compound_family or compound_scale)")
     check_int("num_classes", num_classes, op="describe_family")
+    if channels is not True and channels is not False:
+        raise TypeError(f"describe_family: channels must be True or False, got {channels!r}")
     first = networks[0]
-    rows = [("name", "phi", "width", "depth", "size", "stem", "repeats", "head", "params", "~FLOPs")]
+    extra = ("channels",) if channels else ()
+    rows = [("name", "phi", "width", "depth", "size", "stem", "repeats", *extra, "head", "params", "~FLOPs")]
     for n in networks:
         flops = (n.depth / first.depth) * (n.width / first.width) ** 2 * (n.image_size / first.image_size) ** 2
+        outs = ("/".join(str(s.out_ch) for s in n.stages),) if channels else ()
         rows.append((n.name, "-" if n.phi is None else f"{n.phi:g}", f"{n.width:.3f}", f"{n.depth:.3f}",
-                     str(n.image_size), str(n.stem), "/".join(str(s.repeats) for s in n.stages), str(n.head),
-                     f"{n.num_parameters(num_classes) / 1e6:.2f}M", f"{flops:.1f}x"))
+                     str(n.image_size), str(n.stem), "/".join(str(s.repeats) for s in n.stages), *outs,
+                     str(n.head), f"{n.num_parameters(num_classes) / 1e6:.2f}M", f"{flops:.1f}x"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
              for row in rows]

@@ -11,6 +11,11 @@ Small images train fast but need little regularization; large images need more. 
 over from stage to stage; evaluation always uses the final (eval) size. ``progressive=False`` trains
 every epoch at S_e with Phi_e: the fixed-size baseline the paper compares against.
 
+``TrainConfig.schedule`` picks the values and the rule (presets.py): "custom" and "paper" follow the
+formulas above; "released" follows the released code (sizes int(S_0 + (S_e - S_0) (i + 1) / M),
+constant dropout, each image mixed with its mirror in the batch). ``StageSettings.mixup_rule``
+carries the mixup rule to ``train_step``.
+
 Algorithm 1, and the function of this file that does each line:
 
     for i in 0 .. M-1:                                   progressive_schedule -> StageSettings
@@ -18,7 +23,7 @@ Algorithm 1, and the function of this file that does each line:
         for each epoch of stage i:                       train_epoch (dropout = Phi_i's rate)
             for each batch at size S_i:                  train_step
                 flip + RandAugment(Phi_i)                  augment
-                mixup(Phi_i)                               mixup_params / mixup_apply
+                mixup(Phi_i)                               mix (mixup_params / mixup_apply)
                 forward, loss, backward, step, EMA         update_step (CPU or GPU)
             evaluate at the eval size (EMA weights)      evaluate_with_ema / evaluate
 
@@ -51,6 +56,7 @@ from .. import backend, ops
 from ..data import horizontal_flip, mixup_apply, mixup_params, rand_augment
 from ..optim import set_lr
 from .config import TrainConfig
+from .presets import MIXUP_RULES, released_mixup, released_stage
 
 
 # ------------------------------------------------------------------------------------ the schedule
@@ -64,6 +70,11 @@ class StageSettings:
     dropout: float
     randaug: float
     mixup: float
+    mixup_rule: str = "permutation"   # permutation: one lam, random partners; released: see presets.py
+
+    def __post_init__(self):
+        if self.mixup_rule not in ("permutation", "released"):
+            raise ValueError(f"mixup_rule must be permutation or released, got {self.mixup_rule!r}")
 
     @property
     def number(self) -> int:
@@ -76,19 +87,32 @@ def progressive_schedule(cfg: TrainConfig) -> list:
 
     Epochs are split as evenly as possible (earlier stages get one fewer when they don't divide).
     With ``progressive=False`` there is one stage at the final size and regularization.
+    cfg: a TrainConfig, or anything with its fields; one without ``schedule`` (the exercise's
+    config) is "custom". schedule="released" takes that preset's rules (``_stage_values``).
     """
+    schedule = getattr(cfg, "schedule", "custom")
+    rule = MIXUP_RULES[schedule]
     if not cfg.progressive:
-        return [StageSettings(0, tuple(range(cfg.epochs)), cfg.max_size, cfg.dropout[1], cfg.randaug[1], cfg.mixup[1])]
+        return [StageSettings(0, tuple(range(cfg.epochs)), cfg.max_size, cfg.dropout[1], cfg.randaug[1],
+                              cfg.mixup[1], rule)]
     m = min(cfg.stages, cfg.epochs)
     counts = [cfg.epochs // m + (1 if i >= m - cfg.epochs % m else 0) for i in range(m)]
     stages, first = [], 0
     for i, count in enumerate(counts):
-        frac = i / (m - 1) if m > 1 else 1.0                 # i / (M - 1)
-        size = int(round(_lerp((cfg.min_size, cfg.max_size), frac)))
-        stages.append(StageSettings(i, tuple(range(first, first + count)), size, _lerp(cfg.dropout, frac),
-                                    _lerp(cfg.randaug, frac), _lerp(cfg.mixup, frac)))
+        size, dropout, randaug, mixup = _stage_values(cfg, schedule, i, m)
+        stages.append(StageSettings(i, tuple(range(first, first + count)), size, dropout, randaug, mixup, rule))
         first += count
     return stages
+
+
+def _stage_values(cfg, schedule: str, i: int, m: int) -> tuple:
+    """(S_i, dropout_i, randaug_i, mixup_i) of stage i of m: the formulas above, or the released
+    code's rules for schedule="released" (presets.released_stage)."""
+    if schedule == "released":
+        return released_stage(cfg, i, m)
+    frac = i / (m - 1) if m > 1 else 1.0                     # i / (M - 1)
+    size = int(round(_lerp((cfg.min_size, cfg.max_size), frac)))
+    return size, _lerp(cfg.dropout, frac), _lerp(cfg.randaug, frac), _lerp(cfg.mixup, frac)
 
 
 def _lerp(pair: tuple, frac: float) -> float:
@@ -139,20 +163,34 @@ def train_step(model, optimizer, images, labels, stage: StageSettings, rng: np.r
     the step. NonFiniteLoss if the loss is NaN or Inf. The step knows nothing of epochs,
     checkpoints or counters: the caller keeps those.
     """
-    # 1. Regularization Phi_i: flip + RandAugment, then mixup (lam = 1, perm None: no mixup).
+    # 1. Regularization Phi_i: flip + RandAugment, then mixup by the stage's rule.
     images = augment(images, stage, rng)                                      # (B, S, S, 3)
-    targets, lam, perm = labels, 1.0, None                                    # (B,) class indices
+    targets, main_labels = labels, labels                                     # (B,) class indices
     if stage.mixup > 0:
-        lam, perm = mixup_params(len(labels), stage.mixup, rng)
-        images, targets = mixup_apply(images, labels, model.num_classes, lam, perm)   # targets (B, K)
+        images, targets, main_labels = mix(images, labels, model.num_classes, stage, rng)   # targets (B, K)
     if lr is not None:
         set_lr(optimizer, lr)
     # 2. Forward, loss, backward, update, EMA: on whichever device holds the model.
     loss, logits = update_step(model, optimizer, normalize(images), targets, label_smoothing, ema=ema)
-    # With mixup the image is mostly image[perm] when lam < 0.5: score against its main label.
-    main_labels = labels if perm is None or lam >= 0.5 else labels[perm]
     predicted = np.argmax(backend.to_host(logits), axis=1)                    # (B,)
     return float(backend.to_host(loss)), int(np.sum(predicted == main_labels))
+
+
+def mix(images, labels, num_classes: int, stage: StageSettings, rng: np.random.Generator) -> tuple:
+    """Mixup at the stage's alpha by the stage's rule. Returns (images, targets (B, K), main labels
+    (B,)): the label of what each mixed image mostly is, which the training accuracy scores.
+
+        permutation   lam ~ Beta(alpha, alpha), one per batch; x~ = lam x + (1 - lam) x[perm] with a
+                      random permutation; the main label is y[perm] where lam < 1/2
+        released      one lam >= 1/2 per image, the partner the batch reversed
+                      (presets.released_mixup); the main label is always the image's own
+    """
+    if stage.mixup_rule == "released":
+        images, targets, _ = released_mixup(images, labels, num_classes, stage.mixup, rng)
+        return images, targets, labels
+    lam, perm = mixup_params(len(labels), stage.mixup, rng)
+    images, targets = mixup_apply(images, labels, num_classes, lam, perm)
+    return images, targets, labels if lam >= 0.5 else labels[perm]
 
 
 def update_step(model, optimizer, x, targets, label_smoothing: float = 0.0, *, ema=None,

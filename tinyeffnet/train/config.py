@@ -1,5 +1,6 @@
 """The settings of a training run: ``TrainConfig``, every field checked when the config is made, and
-what its two "choose for me" Nones resolve to (``output_folder``, ``fitting_batch_size``).
+what its "choose for me" Nones resolve to (``output_folder``, ``fitting_batch_size``; the sizes and
+regularization that the progressive preset fills in are in presets.py).
 
 The checks name the argument, what it must be and what it got, so that a typo on the command line
 or in a notebook fails at once with one clear line instead of deep inside the first training step.
@@ -17,9 +18,11 @@ import numpy as np
 
 from ..data import DATASETS
 from ..models import list_models
+from . import presets
 
 DEFAULT_BATCH_SIZE = 64          # what batch_size=None means when the training set is large enough
 DEFAULT_OUT = "runs/shapes"      # what out=None means for the built-in data (runs/<dataset> for others)
+LR_SCHEDULES = ("cosine", "exponential")
 
 
 # ----------------------------------------------------------------------------------- configuration
@@ -32,13 +35,24 @@ class TrainConfig:
     we kept the two equal: an early stage evaluated at twice its training size lost most of its
     accuracy in our runs.)
 
-    Two settings may be left as None, meaning "choose for me":
+    Two more settings may be left as None, meaning "choose for me" (besides the schedule's six, below):
         batch_size=None   64, or, for a training set of fewer than 64 images, the largest power of
                           two that fits (every batch is a full one). A number is used as given, and
                           one larger than the training set is an error.
         out=None          runs/<dataset> for the built-in data (runs/shapes for the default),
                           runs/<folder name> for an image folder, so that a run on other data never
                           overwrites the main job's results.
+
+    ``schedule`` chooses the progressive-learning preset (presets.py): "custom" (the default, this
+    library's values above), "paper" (Algorithm 1 with the paper's Table 6) or "released" (the rules
+    and values of the released code). Six fields left as None take the preset's value: min_size,
+    max_size, eval_size, dropout, randaug, mixup; a value given explicitly wins, so
+    ``TrainConfig(schedule="paper", min_size=32, max_size=48, eval_size=58)`` trains the paper's
+    regularization on small images. After construction the config holds the resolved values (what
+    to_json() and a checkpoint record). Hence ``dataclasses.replace(cfg, schedule="paper")`` keeps
+    the values cfg resolved; pass the fields to re-resolve as None (``presets.SCHEDULED_FIELDS``).
+    ``lr_schedule`` is the learning-rate schedule (named ``schedule`` up to 0.4.0; such checkpoints
+    still resume, see ``upgrade_settings``).
 
     ``dataset`` names a built-in dataset (``data.DATASETS``: "shapes", "clutter"); it is used when
     ``data`` is None, and naming another than "shapes" together with an image folder is an error.
@@ -58,19 +72,21 @@ class TrainConfig:
     optimizer: str = "adamw"             # adamw | rmsprop (the paper's TF flavour) | sgd
     lr: float = 4e-3
     weight_decay: float = 0.05           # AdamW's decoupled decay (rmsprop/sgd: L2, use ~1e-5)
-    schedule: str = "cosine"             # cosine | exponential (the paper: 0.97 every 2.4 epochs)
+    lr_schedule: str = "cosine"          # cosine | exponential (the paper: 0.97 every 2.4 epochs)
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
     drop_path_rate: float = 0.1
     ema_decay: float = 0.995             # 0 disables the EMA; evaluation uses the EMA weights
     progressive: bool = True
+    schedule: str = "custom"             # progressive preset: custom | paper | released (presets.py)
     stages: int = 4
-    min_size: int = 32                   # S_0
-    max_size: int = 48                   # S_e, the last training size
-    eval_size: int = 48                  # validation size (the paper's ImageNet runs: ~20% above S_e)
-    dropout: tuple = (0.05, 0.2)         # (first stage, last stage)
-    randaug: tuple = (0.0, 5.0)          # RandAugment magnitude on the 0..30 scale
-    mixup: tuple = (0.0, 0.1)            # mixup alpha (0 = off)
+    # None below: the schedule's value (custom: 32, 48, 48, (0.05, 0.2), (0.0, 5.0), (0.0, 0.1)).
+    min_size: int | None = None          # S_0
+    max_size: int | None = None          # S_e, the last training size
+    eval_size: int | None = None         # validation size (the paper's ImageNet runs: ~20% above S_e)
+    dropout: tuple | None = None         # (first stage, last stage)
+    randaug: tuple | None = None         # RandAugment magnitude on the 0..30 scale
+    mixup: tuple | None = None           # mixup alpha (0 = off)
     seed: int = 0
     out: str | None = None               # None: DEFAULT_OUT, or runs/<data folder name>
 
@@ -87,12 +103,20 @@ class TrainConfig:
         for name in ("train_samples", "val_samples", "epochs", "stages"):
             setattr(self, name, _check_int(name, getattr(self, name), 1))
         self.batch_size = _check_int("batch_size", self.batch_size, 1, none_means="choose one that fits")
+        self.schedule = _check_schedule(self.schedule)
+        from_preset = self._resolve_schedule()
         self.min_size = _check_int("min_size", self.min_size, 8)
-        self.max_size = _check_int("max_size", self.max_size, self.min_size, minimum_name="min_size")
+        try:
+            self.max_size = _check_int("max_size", self.max_size, self.min_size, minimum_name="min_size")
+        except ValueError as error:
+            if "min_size" not in from_preset:
+                raise
+            raise ValueError(f"{error}; min_size={self.min_size} is the {self.schedule} schedule's first size: "
+                             f"give min_size too") from None
         self.eval_size = _check_int("eval_size", self.eval_size, 8)
         self.seed = _check_int("seed", self.seed, 0)
         self.optimizer = _check_choice("optimizer", self.optimizer, ("adamw", "rmsprop", "sgd"))
-        self.schedule = _check_choice("schedule", self.schedule, ("cosine", "exponential"))
+        self.lr_schedule = _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         self.lr = _check_number("lr", self.lr, 0, math.inf, low_open=True)
         self.weight_decay = _check_number("weight_decay", self.weight_decay, 0, math.inf)
         self.warmup_epochs = _check_number("warmup_epochs", self.warmup_epochs, 0, math.inf)
@@ -107,6 +131,15 @@ class TrainConfig:
             raise ValueError(f"progressive must be True or False, got {self.progressive!r}")
         self.progressive = bool(self.progressive)
         self.out = _check_path("out", self.out)
+
+    def _resolve_schedule(self) -> tuple:
+        """Fill each of presets.SCHEDULED_FIELDS left as None with the schedule's value for this
+        model; return the names filled. (Checked afterwards like any value.)"""
+        values = presets.preset_values(self.schedule, self.model, self.arch)
+        filled = tuple(name for name in presets.SCHEDULED_FIELDS if getattr(self, name) is None)
+        for name in filled:
+            setattr(self, name, values[name])
+        return filled
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -162,6 +195,14 @@ def _check_choice(name: str, value, choices: tuple) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be {', '.join(choices[:-1])} or {choices[-1]}, got {value!r}")
     return value
+
+
+def _check_schedule(value) -> str:
+    """One of presets.SCHEDULES; the 0.4.0 learning-rate names get a pointer to lr_schedule."""
+    if value in LR_SCHEDULES:
+        raise ValueError(f"schedule must be {', '.join(presets.SCHEDULES[:-1])} or {presets.SCHEDULES[-1]}, "
+                         f"got {value!r}: the learning-rate schedule is lr_schedule={value!r} (renamed in 0.5.0)")
+    return _check_choice("schedule", value, presets.SCHEDULES)
 
 
 def _check_model(name) -> str:
@@ -223,3 +264,17 @@ def fitting_batch_size(requested: int | None, num_train: int) -> int:
                          f"every batch is a full one, so none would fit. Pass a smaller batch size, or leave "
                          f"it unset to use one that fits")
     return requested
+
+
+# ----------------------------------------------------------------- settings of older checkpoints
+
+def upgrade_settings(saved: dict) -> dict:
+    """The settings a checkpoint recorded (its 'config' entry), in today's field names; a new dict.
+
+    Up to 0.4.0, ``schedule`` named the learning-rate schedule ("cosine" | "exponential"); it is now
+    ``lr_schedule``, and ``schedule`` names the progressive preset. Such a checkpoint was made before
+    the presets existed, so with today's "custom" (the default a missing setting stands for)."""
+    saved = dict(saved)
+    if "lr_schedule" not in saved and saved.get("schedule") in LR_SCHEDULES:
+        saved["lr_schedule"] = saved.pop("schedule")
+    return saved

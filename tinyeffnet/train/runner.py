@@ -35,7 +35,9 @@ from ..search.arch import read_arch
 from ..optim import EMA, SGD, AdamW, CosineWarmup, ExponentialDecayWarmup, RMSProp
 from .algorithm import (NonFiniteLoss, StageSettings, evaluate_with_ema, progressive_schedule, stage_of_epoch,
                         train_epoch, train_step)
-from .config import DEFAULT_BATCH_SIZE, DEFAULT_OUT, TrainConfig, fitting_batch_size, output_folder
+from .config import (DEFAULT_BATCH_SIZE, DEFAULT_OUT, TrainConfig, fitting_batch_size, output_folder,
+                     upgrade_settings)
+from .presets import has_own_row
 from .plots import plot_curves
 
 CHECKPOINT = "checkpoint.npz"
@@ -102,7 +104,7 @@ def build_optimizer(cfg: TrainConfig, model):
 
 def build_lr_schedule(cfg: TrainConfig):
     """lr as a function of the fractional epoch t."""
-    if cfg.schedule == "cosine":
+    if cfg.lr_schedule == "cosine":
         return CosineWarmup(cfg.lr, total=cfg.epochs, warmup=min(cfg.warmup_epochs, cfg.epochs / 2))
     return ExponentialDecayWarmup(cfg.lr, warmup=min(cfg.warmup_epochs, cfg.epochs / 2), rate=0.97, every=2.4)
 
@@ -200,6 +202,9 @@ class Trainer:
         self.out = output_folder(cfg)
         if cfg.out is None and cfg.data is not None:
             log(f"writing to {self.out}/ (out not given; runs on the built-in data use {DEFAULT_OUT}/)")
+        if cfg.schedule != "custom" and not has_own_row(cfg.model, cfg.arch):
+            log(f"schedule {cfg.schedule}: {cfg.arch or cfg.model} has no row of its own in the {cfg.schedule} "
+                f"tables (efficientnetv2_s, _m, _l); the values not given explicitly are EfficientNetV2-S's")
         self.stages = progressive_schedule(cfg)
         self.train_set, self.val_set = build_data(cfg)
         self.batch_size = fitting_batch_size(cfg.batch_size, len(self.train_set))
@@ -304,10 +309,14 @@ class Trainer:
             saved = json.loads(str(arrays["config"]))
         except ValueError:
             raise ValueError(f"cannot resume from {source}: its 'config' entry is not JSON") from None
+        if not isinstance(saved, dict):
+            raise ValueError(f"cannot resume from {source}: its 'config' entry is not a JSON object")
+        saved = upgrade_settings(saved)          # 0.4.0's "schedule" (the lr's) is now lr_schedule
         mine = self.settings()
         # The arch file's path may change (a moved file); its stage table (arch_table) may not. A
-        # setting missing from an older checkpoint was made with that setting's default.
-        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+        # setting missing from an older checkpoint was made with that setting's default (the default
+        # config's resolved value: a preset field's None stands for "custom"'s value).
+        defaults = json.loads(TrainConfig().to_json())
         saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
         keys = set(mine) | ({"arch_table"} if "arch_table" in saved else set())
         differ = sorted(k for k in keys if k not in ("out", "epochs", "arch") and saved.get(k) != mine.get(k))
