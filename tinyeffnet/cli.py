@@ -287,8 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks against PyTorch (each contender in its own process)",
                        formatter_class=defaults_shown)
-    p.add_argument("what", choices=["ops", "train-step", "profile", "train-vs-torch", "progressive", "scaling", "claims",
-                                     "gpu"],
+    p.add_argument("what", choices=["ops", "train-step", "profile", "train-vs-torch", "progressive", "scaling",
+                                     "claims", "gpu"],
                    help="ops: forward+backward per op at EfficientNetV2-S shapes (CPU); "
                         "train-step: a training step (default EfficientNetV2-S) against PyTorch NCHW, "
                         "channels_last and torch.compile, cold/warm start, peak memory; "

@@ -86,7 +86,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cli import _error, non_negative_int, positive_int
+from ..cli import _error, positive_int
 from ..models import V1_BASE, V2_M, V2_S, V2_TINY
 from ..models.scaling import RULES, compound_family, describe_family
 from ..ops._checks import check_int, check_number
