@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from tinyeffnet.search.space import FIELDS, SearchSpace
-from tinyeffnet.search.strategies import RandomSearch, RegularizedEvolution, make_strategy
+from tinyeffnet.search.strategies import MAX_REDRAWS, RandomSearch, RegularizedEvolution, make_strategy, untried
 
 
 def _history(space, rewards, seed=0):
@@ -35,6 +35,29 @@ def test_evolution_mutates_the_tournament_winner_among_the_youngest():
         close = [k for k in range(1, 5) if sum(child[i] != history[k]["candidate"][i] for i in range(5)) <= 1]
         parents.update(close)
     assert parents == {1, 2, 3, 4}
+
+
+def test_no_candidate_is_proposed_twice():
+    space = SearchSpace()
+    evo = RegularizedEvolution(space, population=2, sample_size=2)
+    history = [{"candidate": space.backbone_candidate(), "reward": 0.9},
+               {"candidate": space.sample(np.random.default_rng(1)), "reward": 0.1}]
+    for index in range(2, 40):                    # a long run of mutations of the youngest trials
+        child = evo.propose(index, history, np.random.default_rng([0, index]))
+        assert child not in [trial["candidate"] for trial in history]
+        history.append({"candidate": child, "reward": 0.0})     # weak children: the parent stays the best
+    seen = [trial["candidate"] for trial in history]
+    assert len(set(seen)) == len(seen)
+    random = RandomSearch(space)
+    assert random.propose(5, history, np.random.default_rng(3)) not in seen
+
+
+def test_untried_redraws_then_gives_up():
+    draws = iter([1, 2, 3, 4])
+    assert untried(lambda: (next(draws),), [{"candidate": (1,)}, {"candidate": (2,)}]) == (3,)
+    calls = []
+    assert untried(lambda: calls.append(0) or (7,), [{"candidate": (7,)}]) == (7,)   # nothing new: kept
+    assert len(calls) == 1 + MAX_REDRAWS
 
 
 def test_bad_strategy_settings():

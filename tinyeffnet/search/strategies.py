@@ -21,10 +21,35 @@ one joins: "aging", which is the regularisation) and tournaments of T:
 
 Both start with trial 0 = the backbone itself, so that every search reports the reference point
 (S = P = 1, reward = its accuracy) next to the candidates.
+
+No candidate is trained twice. A trial's training is deterministic (the data, the initialisation
+and the augmentation come from the search's seed), so a repeated candidate would only repeat its
+accuracy and spend a trial of a small budget. Evolution makes repeats often: mutating the same
+strong parent walks back to a candidate already tried (before this rule, the two default
+evolution searches repeated 2 and 3 of their 24 trials). So a proposal that is already in the history is drawn again, from the same
+generator, up to ``MAX_REDRAWS`` times (then kept: a tiny space may have nothing new left):
+
+    candidate = draw();  while candidate in tried and redraws < MAX_REDRAWS: candidate = draw()
+
+The generator is still seeded with (seed, i) and the history is the same after a resume, so a
+resumed search proposes exactly what an uninterrupted one would have.
 """
 from __future__ import annotations
 
 import numpy as np
+
+MAX_REDRAWS = 50
+
+
+def untried(draw, history: list) -> tuple:
+    """``draw()``'s candidate, drawn again while it is one of the history's (see the module doc)."""
+    tried = {tuple(trial["candidate"]) for trial in history}
+    candidate = draw()
+    for _ in range(MAX_REDRAWS):
+        if tuple(candidate) not in tried:
+            break
+        candidate = draw()
+    return candidate
 
 
 class RandomSearch:
@@ -39,7 +64,7 @@ class RandomSearch:
         """history: the finished trials before ``index`` as dicts with "candidate" and "reward"."""
         if index == 0:
             return self.space.backbone_candidate()
-        return self.space.sample(rng)
+        return untried(lambda: self.space.sample(rng), history)
 
 
 class RegularizedEvolution:
@@ -61,11 +86,11 @@ class RegularizedEvolution:
         if index == 0:
             return self.space.backbone_candidate()
         if index < self.population:
-            return self.space.sample(rng)
+            return untried(lambda: self.space.sample(rng), history)
         alive = history[-self.population:]                               # the oldest has aged out
         picks = rng.choice(len(alive), size=self.sample_size, replace=False)
         parent = max((alive[int(k)] for k in picks), key=lambda trial: trial["reward"])
-        return self.space.mutate(parent["candidate"], rng)
+        return untried(lambda: self.space.mutate(parent["candidate"], rng), history)
 
 
 STRATEGIES = ("random", "evolution")
