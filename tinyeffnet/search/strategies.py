@@ -26,8 +26,9 @@ No candidate is trained twice. A trial's training is deterministic (the data, th
 and the augmentation come from the search's seed), so a repeated candidate would only repeat its
 accuracy and spend a trial of a small budget. Evolution makes repeats often: mutating the same
 strong parent walks back to a candidate already tried (before this rule, the two default
-evolution searches repeated 2 and 3 of their 24 trials). So a proposal that is already in the history is drawn again, from the same
-generator, up to ``MAX_REDRAWS`` times (then kept: a tiny space may have nothing new left):
+evolution searches repeated 2 and 3 of their 24 trials). So a proposal that is already in the
+history is drawn again, from the same generator, up to ``MAX_REDRAWS`` times (then kept: a tiny
+space may have nothing new left):
 
     candidate = draw();  while candidate in tried and redraws < MAX_REDRAWS: candidate = draw()
 
