@@ -53,3 +53,15 @@ def test_bad_input_names_the_argument(args, message):
         reward(0.5, 1.0, 1.0, w=math.inf)
     with pytest.raises(ValueError, match="mnas_cost: factor must be > 0"):
         mnas_cost(0.0)
+
+
+def test_the_package_exports_the_reward_function_not_its_module():
+    import subprocess
+    import sys
+
+    # a fresh interpreter: the order of imports is what broke it (run.py loads the submodule first)
+    code = ("from tinyeffnet.search import search, reward; import tinyeffnet.search as s; "
+            "from tinyeffnet.search import *; print(callable(reward), s.reward is s.reward.__call__.__self__ "
+            "if False else callable(s.reward), sorted(set(s.__all__) - set(dir(s)) - set(s._LAZY)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True", "[]"]

@@ -25,17 +25,21 @@ arch.py alone, so ``tinyeffnet.search`` loads its parts on first use (PEP 562 ``
 """
 import importlib
 
+# The reward is imported at once: its submodule has the function's name, and importing the submodule
+# (run.py does) would otherwise put the module where ``tinyeffnet.search.reward`` should be the
+# function. reward.py imports only math, so this costs nothing.
+from .reward import mnas_cost as mnas_cost, reward as reward
+
 # name -> the submodule that defines it, imported on first use
 _LAZY = {
     "Arch": "arch", "read_arch": "arch", "write_arch": "arch", "arch_from_dict": "arch",
-    "SearchSpace": "space", "Candidate": "space", "backbone_space": "space",
-    "reward": "reward", "mnas_cost": "reward",
+    "SearchSpace": "space", "backbone_space": "space",
     "StepTiming": "timing", "measure_step_time": "timing",
     "RandomSearch": "strategies", "RegularizedEvolution": "strategies", "make_strategy": "strategies",
     "search": "run", "SearchConfig": "run", "read_trials": "run", "plot_pareto": "run",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = sorted([*_LAZY, "reward", "mnas_cost"])
 
 
 def __getattr__(name: str):

@@ -12,7 +12,8 @@ fraction 1 - f**w of the reward. For w = -0.07 a network twice as slow to train 
 1 - 2**-0.07 = 4.7% of its reward (MnasNet's calibration: it must be 4.7% more accurate to tie);
 for v = -0.05 twice the parameters cost 1 - 2**-0.05 = 3.4%. Normalising S and P by a reference
 multiplies every reward by the same constant, so the ranking of candidates does not depend on the
-reference; it only makes the numbers readable (the backbone scores exactly its accuracy).
+reference; it only makes the numbers readable (the backbone scores about its accuracy: P = 1, and
+its S is 1 up to the noise of timing it against a copy of itself).
 """
 from __future__ import annotations
 

@@ -334,6 +334,4 @@ def plot_pareto(trials: list, png_path, title: str = "search") -> None:
     ax.legend(fontsize=8)
     ax.set_title(title)
     fig.tight_layout()
-    tmp = Path(png_path).with_name(Path(png_path).name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, png_path)
+    files.write_atomic(png_path, lambda f: fig.savefig(f, dpi=100, format="png"))   # fsync, then rename

@@ -20,7 +20,8 @@ one joins: "aging", which is the regularisation) and tournaments of T:
                 candidate_i = mutate(parent)                       one field of one stage changed
 
 Both start with trial 0 = the backbone itself, so that every search reports the reference point
-(S = P = 1, reward = its accuracy) next to the candidates.
+(P = 1, and S = 1 up to the timing noise: it is timed against a copy of itself; reward about
+its accuracy) next to the candidates.
 
 No candidate is trained twice. A trial's training is deterministic (the data, the initialisation
 and the augmentation come from the search's seed), so a repeated candidate would only repeat its
