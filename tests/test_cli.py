@@ -156,6 +156,9 @@ def test_bench_progressive_passes_its_options_on(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr("tinyeffnet.bench.progressive.format_table", lambda results: "TABLE")
     out = str(tmp_path / "b")
     assert cli.main(["bench", "progressive", "--seeds", "2", "--dataset", "clutter", "--target", "0.5", "--epochs",
-                     "3", "--train-samples", "64", "--val-samples", "32", "--out", out]) == 0
-    assert seen == dict(out=out, dataset="clutter", epochs=3, seeds=2, target=0.5, train_samples=64, val_samples=32)
+                     "3", "--train-samples", "64", "--val-samples", "32", "--out", out, "--schedule", "released"]) == 0
+    assert seen == dict(out=out, dataset="clutter", epochs=3, seeds=2, target=0.5, train_samples=64, val_samples=32,
+                        schedule="released")
     assert capsys.readouterr().out.startswith("TABLE")
+    assert cli.main(["bench", "progressive"]) == 0                   # the defaults: the main job, 3 seeds
+    assert (seen["dataset"], seen["seeds"], seen["schedule"]) == ("shapes", 3, "custom")

@@ -119,7 +119,7 @@ def _cmd_bench(args) -> int:
             results = progressive.run(out=out, dataset=args.dataset or "shapes", epochs=args.epochs,
                                       seeds=3 if args.seeds is None else args.seeds,
                                       target=args.target, train_samples=args.train_samples,
-                                      val_samples=args.val_samples)
+                                      val_samples=args.val_samples, schedule=args.schedule)
         except (ValueError, TypeError) as err:
             return _error(err)
         print(json.dumps(results, indent=1) if args.json else progressive.format_table(results))
@@ -332,6 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="progressive/scaling: training images (None: the train default; scaling 2000)")
     p.add_argument("--val-samples", type=positive_int, default=None,
                    help="progressive/scaling: validation images (None: the train default; scaling 500)")
+    from .train.presets import SCHEDULES
+
+    p.add_argument("--schedule", choices=SCHEDULES, default="custom",
+                   help="progressive: the preset every variant starts from (train --schedule)")
     from .bench.scaling import add_bench_arguments as add_scaling_arguments
 
     add_scaling_arguments(p)                                        # --phis
