@@ -17,8 +17,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from ..train.algorithm import StageSettings
 from ..train.algorithm import progressive_schedule as library_schedule
 from .harness import Exercise, Function, Mismatch, Test, submitted
+from .loading import in_package
 
 FIELDS = ("index", "epochs", "image_size", "dropout", "randaug", "mixup")
 
@@ -177,4 +179,11 @@ def exercises() -> list:
         name="progressive_schedule", title="Progressive learning: the schedule of Algorithm 1", intro=INTRO,
         functions=[Function("progressive_schedule", "cfg", DOC)], tests=tests,
         allowed=("tinyeffnet.train:StageSettings", "tinyeffnet.train.algorithm:StageSettings"),
-        try_it=TRY_IT, notebook="07_progressive_learning.ipynb")]
+        forbidden=_library_code_but_stage_settings, try_it=TRY_IT, notebook="07_progressive_learning.ipynb")]
+
+
+def _library_code_but_stage_settings(code) -> bool:
+    """The call guard's test: any of the package's code is the library's answer, except what
+    building the allowed StageSettings runs (its __post_init__ check and its ``number``)."""
+    own = {StageSettings.__post_init__.__code__, StageSettings.number.fget.__code__}
+    return in_package(code) and code not in own
