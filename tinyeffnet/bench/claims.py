@@ -68,8 +68,6 @@ import json
 import math
 import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -78,13 +76,12 @@ _START = time.perf_counter()
 
 import numpy as np  # noqa: E402
 
+from tinyeffnet.bench.workers import print_result, run_worker  # noqa: E402
 from tinyeffnet.models.config import V2_TINY, Stage  # noqa: E402
 
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HEAD = 320                     # efficientnetv2_tiny's head conv, for every table here
 NUM_CLASSES = 10               # the built-in task
 ADAMW = dict(lr=1e-3, weight_decay=0.05)
-_RESULT = "result:"            # a worker's result line on stdout
 
 
 def _stages(*rows) -> tuple:
@@ -331,15 +328,8 @@ def step_worker(spec: dict, size: int, batch: int, steps: int) -> dict:
 
 def _spawn(mode: str, payload: dict, ours: bool = True) -> dict:
     """Run a worker (``--worker step`` or ``--worker train``) in a process of its own."""
-    from tinyeffnet.process import worker_environment
-
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", mode, "--payload", json.dumps(payload)]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=worker_environment(ours, _PACKAGE_PARENT))
-    lines = [line for line in out.stdout.splitlines() if line.startswith(_RESULT)]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"bench claims: the {mode} worker failed (exit code {out.returncode}):\n"
-                           f"{out.stderr[-3000:]}")
-    return json.loads(lines[-1][len(_RESULT):])
+    return run_worker([os.path.abspath(__file__), "--worker", mode, "--payload", json.dumps(payload)],
+                      f"bench claims: the {mode} worker", ours)
 
 
 def _spread(values) -> dict:
@@ -640,7 +630,7 @@ def _main(argv=None) -> None:
         report = step_worker(payload["spec"], payload["size"], payload["batch"], payload["steps"])
     else:
         report = train_worker(payload)
-    print(_RESULT + json.dumps(report), flush=True)
+    print_result(report)
 
 
 if __name__ == "__main__":

@@ -79,7 +79,6 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -91,6 +90,7 @@ from ..models import V1_BASE, V2_M, V2_S, V2_TINY
 from ..models.scaling import RULES, compound_family, describe_family
 from ..ops._checks import check_int, check_number
 from . import claims
+from .workers import print_result, run_worker
 
 # ------------------------------------------------------------------------------------ the bases
 V2_S_SIZE, V2_MAX_SIZE = 384, 480     # EfficientNetV2-S's eval size, and the paper's cap
@@ -332,8 +332,6 @@ PHIS = (0, 1, 2)
 SEEDS = (0, 1)
 BATCH = 32          # bench claims' tiny batch
 BASE_SIZE = 32      # efficientnetv2_tiny's training size
-_RESULT = "result:"
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def bench_families(phis=PHIS, base_size: int = BASE_SIZE) -> dict:
@@ -380,15 +378,8 @@ def train_member(payload: dict) -> dict:
 
 def _spawn(payload: dict) -> dict:
     """``train_member(payload)`` in a process of its own (python -m tinyeffnet.bench.scaling)."""
-    from ..process import worker_environment
-
-    cmd = [sys.executable, "-m", "tinyeffnet.bench.scaling", "--payload", json.dumps(payload)]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=worker_environment(True, _PACKAGE_PARENT))
-    lines = [line for line in out.stdout.splitlines() if line.startswith(_RESULT)]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"bench scaling: the training worker failed (exit code {out.returncode}):\n"
-                           f"{out.stderr[-3000:]}")
-    return json.loads(lines[-1][len(_RESULT):])
+    return run_worker(["-m", "tinyeffnet.bench.scaling", "--payload", json.dumps(payload)],
+                      "bench scaling: the training worker")
 
 
 def run_order(families, phis, seeds) -> list:
@@ -576,7 +567,7 @@ def _main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tinyeffnet.bench.scaling")
     parser.add_argument("--payload", required=True, help="JSON: train_member's argument")
     args = parser.parse_args(argv)
-    print(_RESULT + json.dumps(train_member(json.loads(args.payload))), flush=True)
+    print_result(train_member(json.loads(args.payload)))
 
 
 if __name__ == "__main__":
