@@ -9,28 +9,6 @@ from tinyeffnet.data import CLUTTER_CLASS_NAMES, DATASETS, ClutterDataset, Shape
 from tinyeffnet.data.clutter import NUM_SHAPES, _coverage
 
 
-def test_same_seed_gives_identical_arrays_and_other_seeds_or_splits_differ():
-    a_images, a_labels = ClutterDataset(48, 32, seed=7).arrays()
-    b_images, b_labels = ClutterDataset(48, 32, seed=7).arrays()
-    np.testing.assert_array_equal(a_images, b_images)
-    np.testing.assert_array_equal(a_labels, b_labels)
-    c_images, c_labels = ClutterDataset(48, 32, seed=8).arrays()
-    assert np.abs(a_images - c_images).mean() > 0.1
-    assert not np.array_equal(a_labels, c_labels)
-    d_images, _ = ClutterDataset(48, 32, seed=7, split="val").arrays()
-    assert np.abs(a_images - d_images).mean() > 0.1
-
-
-def test_sample_i_does_not_depend_on_num_samples_or_batch_composition():
-    small = ClutterDataset(23, 24, seed=1)
-    large = ClutterDataset(57, 24, seed=1)
-    np.testing.assert_array_equal(small.arrays()[0], large.batch(np.arange(23))[0])
-    np.testing.assert_array_equal(small.labels, large.labels[:23])
-    alone, _ = large.batch([5])
-    together, _ = large.batch([40, 5, 3])
-    np.testing.assert_array_equal(alone[0], together[1])
-
-
 def test_the_same_scenes_at_24_48_and_96_px():
     # Without pixel noise only the anti-aliasing along edges differs: a 2x larger image averaged over
     # 2x2 blocks must match the smaller rendering. The bound, 0.02, is a tenth of the difference
@@ -137,13 +115,3 @@ def test_the_registry_builds_every_built_in_dataset_by_name():
 def test_bad_arguments_name_the_argument(kwargs, error, message):
     with pytest.raises(error, match=f"ClutterDataset: {message}"):
         ClutterDataset(**{"num_samples": 10, **kwargs})
-
-
-def test_bad_indices_and_sizes_in_batch():
-    ds = ClutterDataset(10, 16)
-    with pytest.raises(IndexError, match="index 10 out of range for a dataset of 10 samples"):
-        ds.batch([0, 10])
-    with pytest.raises(TypeError, match="indices must be a 1-D sequence of ints"):
-        ds.batch([0.5])
-    with pytest.raises(ValueError, match="image_size must be >= 4, got 2"):
-        ds.batch([0], image_size=2)

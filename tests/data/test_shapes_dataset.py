@@ -8,28 +8,6 @@ from tinyeffnet.data import CLASS_NAMES, ShapesDataset
 from tinyeffnet.data.shapes import _coverage, _scene_parameters
 
 
-def test_same_seed_gives_identical_arrays_and_other_seeds_or_splits_differ():
-    a_images, a_labels = ShapesDataset(40, 32, seed=7).arrays()
-    b_images, b_labels = ShapesDataset(40, 32, seed=7).arrays()
-    np.testing.assert_array_equal(a_images, b_images)
-    np.testing.assert_array_equal(a_labels, b_labels)
-    c_images, c_labels = ShapesDataset(40, 32, seed=8).arrays()
-    assert np.abs(a_images - c_images).mean() > 0.1
-    assert not np.array_equal(a_labels, c_labels)
-    d_images, _ = ShapesDataset(40, 32, seed=7, split="val").arrays()
-    assert np.abs(a_images - d_images).mean() > 0.1
-
-
-def test_sample_i_does_not_depend_on_num_samples_or_batch_composition():
-    small = ShapesDataset(23, 24, seed=1)
-    large = ShapesDataset(57, 24, seed=1)
-    np.testing.assert_array_equal(small.arrays()[0], large.batch(np.arange(23))[0])
-    np.testing.assert_array_equal(small.labels, large.labels[:23])
-    alone, _ = large.batch([5])
-    together, _ = large.batch([40, 5, 3])
-    np.testing.assert_array_equal(alone[0], together[1])
-
-
 def test_the_same_scene_at_32_and_64_px():
     # Without pixel noise the only differences are anti-aliasing along edges: the 64 px image
     # averaged over 2x2 blocks must match the 32 px rendering closely. 0.01 is an order of magnitude
@@ -145,10 +123,4 @@ def test_bad_arguments_raise_named_errors():
         ShapesDataset(10, image_size=32.0)
     with pytest.raises(ValueError, match="noise must be in"):
         ShapesDataset(10, noise=-0.1)
-    ds = ShapesDataset(10)
-    with pytest.raises(IndexError, match="index 10 out of range for a dataset of 10 samples"):
-        ds.batch([0, 10])
-    with pytest.raises(TypeError, match="indices must be a 1-D sequence of ints"):
-        ds.batch([0.5])
-    with pytest.raises(ValueError, match="image_size must be >= 4, got 2"):
-        ds.batch([0], image_size=2)
+    # the batch() checks are the shared base's: tests/data/test_procedural.py

@@ -1,0 +1,44 @@
+"""What every built-in procedural dataset promises (data/procedural.py, their shared base):
+the same seed gives the same arrays, another seed or split another dataset, and sample i depends
+only on (seed, split, i), not on how many samples there are or which batch asks for it."""
+import numpy as np
+import pytest
+
+from tinyeffnet.data import ClutterDataset, ShapesDataset
+
+DATASETS = [pytest.param(ShapesDataset, 40, id="shapes"), pytest.param(ClutterDataset, 48, id="clutter")]
+
+
+@pytest.mark.parametrize("dataset, num_samples", DATASETS)
+def test_same_seed_gives_identical_arrays_and_other_seeds_or_splits_differ(dataset, num_samples):
+    a_images, a_labels = dataset(num_samples, 32, seed=7).arrays()
+    b_images, b_labels = dataset(num_samples, 32, seed=7).arrays()
+    np.testing.assert_array_equal(a_images, b_images)
+    np.testing.assert_array_equal(a_labels, b_labels)
+    c_images, c_labels = dataset(num_samples, 32, seed=8).arrays()
+    assert np.abs(a_images - c_images).mean() > 0.1
+    assert not np.array_equal(a_labels, c_labels)
+    d_images, _ = dataset(num_samples, 32, seed=7, split="val").arrays()
+    assert np.abs(a_images - d_images).mean() > 0.1
+
+
+@pytest.mark.parametrize("dataset, num_samples", DATASETS)
+def test_sample_i_does_not_depend_on_num_samples_or_batch_composition(dataset, num_samples):
+    small = dataset(23, 24, seed=1)
+    large = dataset(57, 24, seed=1)
+    np.testing.assert_array_equal(small.arrays()[0], large.batch(np.arange(23))[0])
+    np.testing.assert_array_equal(small.labels, large.labels[:23])
+    alone, _ = large.batch([5])
+    together, _ = large.batch([40, 5, 3])
+    np.testing.assert_array_equal(alone[0], together[1])
+
+
+@pytest.mark.parametrize("dataset, num_samples", DATASETS)
+def test_bad_indices_and_sizes_in_batch(dataset, num_samples):
+    ds = dataset(10, 16)
+    with pytest.raises(IndexError, match="index 10 out of range for a dataset of 10 samples"):
+        ds.batch([0, 10])
+    with pytest.raises(TypeError, match="indices must be a 1-D sequence of ints"):
+        ds.batch([0.5])
+    with pytest.raises(ValueError, match="image_size must be >= 4, got 2"):
+        ds.batch([0], image_size=2)
