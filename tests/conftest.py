@@ -1,9 +1,10 @@
 """Test-wide setup.
 
 tinyeffnet.configure_process() runs before any test module imports numpy or torch: it sets
-OMP_WAIT_POLICY=PASSIVE, which only takes effect if it is in the environment before the first
-OpenMP runtime starts. torch starts one when it is imported; with torch first, Numba's kernels and
-numpy's BLAS fight torch's spinning OpenMP threads for the two cores (measured: 20-50x slower kernels).
+GOMP_SPINCOUNT (OpenMP workers spin briefly, then sleep), which only takes effect if it is in the
+environment before the first OpenMP runtime starts. torch starts one when it is imported; with torch
+first, Numba's kernels and numpy's BLAS fight torch's spinning OpenMP threads for the two cores
+(measured: 20-50x slower kernels).
 """
 import os
 

@@ -80,14 +80,58 @@ def test_sgd_matches_torch(dtype, momentum, nesterov, weight_decay):
     report.assert_ok()
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "readable"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
-def test_adamw_matches_torch(dtype, weight_decay):
+def test_adamw_matches_torch(dtype, weight_decay, fused):
     report = run_both(
-        lambda ps: AdamW(ps, lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=weight_decay),
+        lambda ps: AdamW(ps, lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=weight_decay, fused=fused),
         lambda gs: torch.optim.AdamW(gs, lr=0.01, betas=(0.8, 0.95), eps=1e-6),
         dtype, weight_decay, lr_change=0.002)
     report.assert_ok()
+
+
+# The fused kernel against the readable NumPy lines. A 200 x 201 parameter (40,200 elements) takes the
+# kernel's parallel path, with a last chunk shorter than the others; the small ones its serial path.
+BIG_SHAPES = [(200, 201), (7, 5), (33,)]
+
+
+def _adamw_run(fused: bool, dtype, steps: int = 5) -> list:
+    rng = np.random.default_rng(3)
+    start = [rng.standard_normal(s) for s in BIG_SHAPES]
+    grads = [[rng.standard_normal(s) for s in BIG_SHAPES] for _ in range(steps)]
+    params = [Parameter(a.astype(dtype), decay=i != 2) for i, a in enumerate(start)]
+    opt = AdamW(params, lr=0.02, betas=(0.85, 0.99), eps=1e-7, weight_decay=0.1, fused=fused)
+    for step_grads in grads:
+        opt.zero_grad()
+        for p, g in zip(params, step_grads):
+            p.accumulate(g.astype(dtype))
+        opt.step()
+    return [p.data for p in params] + [opt.state[k][name] for k in range(3) for name in ("exp_avg", "exp_avg_sq")]
+
+
+def test_fused_adamw_equals_the_readable_update_in_float64():
+    from tinyeffnet.ops import adamw
+    assert BIG_SHAPES[0][0] * BIG_SHAPES[0][1] >= adamw.PARALLEL_FROM            # the parallel path runs
+    report = Report("AdamW fused vs readable (float64)")
+    for i, (f, r) in enumerate(zip(_adamw_run(True, np.float64), _adamw_run(False, np.float64))):
+        report.rows.append(compare(f"array{i}", f, r, atol=1e-12, rtol=1e-12))
+    report.assert_ok()
+
+
+def test_fused_adamw_in_float32_is_no_further_from_float64_than_the_readable_update():
+    exact = _adamw_run(False, np.float64)
+    for i, (f, r, e) in enumerate(zip(_adamw_run(True, np.float32), _adamw_run(False, np.float32), exact)):
+        assert f.dtype == np.float32
+        fused_error, readable_error = np.abs(f - e).max(), np.abs(r - e).max()
+        scale = np.abs(e).max()
+        # both are float32 rounding of the same rule: within 2x of each other, or below a few ulps of the values
+        assert fused_error <= 2 * readable_error + 4 * np.finfo(np.float32).eps * scale, (i, fused_error, readable_error)
+
+
+def test_adamw_fused_must_be_a_bool():
+    with pytest.raises(TypeError, match="AdamW: fused must be True or False"):
+        AdamW(make_params(np.float32), fused="yes")
 
 
 def tf_rmsprop_reference(p0, grads, lr, rho, momentum, eps, wd, initial_ms):

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-SETTINGS = ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "NUMBA_CACHE_DIR")
+SETTINGS = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "NUMBA_CACHE_DIR")
 
 
 def _run(script: str, **overrides) -> dict:
@@ -42,7 +42,8 @@ def test_configure_process_applies_the_defaults_and_torch_workers_get_the_users_
         "print(json.dumps({'env': {k: os.environ.get(k) for k in r['applied']}, 'report': r,\n"
         "                  'torch': {k: torch_env.get(k) for k in r['applied']},\n"
         "                  'ours': {k: ours_env.get(k) for k in r['applied']}}))\n")
-    assert report["env"]["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert report["env"]["GOMP_SPINCOUNT"] == "5000"
+    assert "OMP_WAIT_POLICY" not in report["report"]["applied"]   # no longer set: it made every prange wake sleeping threads
     assert report["env"]["OPENBLAS_THREAD_TIMEOUT"] == "4"
     assert report["env"]["NUMBA_CACHE_DIR"].endswith(os.path.join("tinyeffnet", "numba"))
     assert report["report"]["too_late"] == []
@@ -53,10 +54,10 @@ def test_configure_process_applies_the_defaults_and_torch_workers_get_the_users_
 def test_a_value_the_user_set_wins():
     report = _run("import json, os, tinyeffnet\nr = tinyeffnet.configure_process()\n"
                   "print(json.dumps({'env': dict(os.environ), 'report': r}))\n",
-                  OPENBLAS_THREAD_TIMEOUT="20", OMP_WAIT_POLICY="ACTIVE")
+                  OPENBLAS_THREAD_TIMEOUT="20", GOMP_SPINCOUNT="0")
     assert report["env"]["OPENBLAS_THREAD_TIMEOUT"] == "20"
-    assert report["env"]["OMP_WAIT_POLICY"] == "ACTIVE"
-    assert report["report"]["kept"] == {"OPENBLAS_THREAD_TIMEOUT": "20", "OMP_WAIT_POLICY": "ACTIVE"}
+    assert report["env"]["GOMP_SPINCOUNT"] == "0"
+    assert report["report"]["kept"] == {"OPENBLAS_THREAD_TIMEOUT": "20", "GOMP_SPINCOUNT": "0"}
 
 
 def test_a_call_after_numpy_says_what_came_too_late():

@@ -11,10 +11,16 @@ imported; a user's script can do the same::
 
 Each setting is a default only: a value the user already put in the environment wins.
 
-- ``OMP_WAIT_POLICY=PASSIVE``: Numba's OpenMP workers otherwise spin after every parallel loop and
-  fight OpenBLAS (called for every GEMM) for the same cores; with torch in the process, its OpenMP
-  threads too. Measured on a 2-core machine (docs/DESIGN.md, section 9.1): im2col + GEMM 21-26 ms by
-  default, 12-20 ms passive.
+- ``GOMP_SPINCOUNT=5000``: after a parallel loop, Numba's OpenMP workers (GNU libgomp) wait for the
+  next one by spinning about 5,000 times (tens of microseconds), then sleep. The two extremes both
+  lose. Spinning for the default 3 ms (or forever, ``OMP_WAIT_POLICY=ACTIVE``) fights OpenBLAS (called
+  for every GEMM) and, with torch in the process, torch's OpenMP threads for the same cores. Sleeping at
+  once (``OMP_WAIT_POLICY=PASSIVE``, this setting before 0.6.0) makes every parallel loop wake its
+  workers through the kernel: an empty ``prange`` loop costs 74 us instead of 1.5 us, and a training
+  step runs hundreds of them. Measured (2-core Xeon, family 6, AVX-512): EfficientNetV2-S step at
+  128 px, batch 8, 590 ms passive, 510 ms with 5,000; the main job's efficientnetv2_tiny, batch 64,
+  at 48 px 148 -> 70 ms and at 32 px 54 -> 37 ms (docs/DESIGN.md, section 9.1). GOMP_SPINCOUNT wins
+  over OMP_WAIT_POLICY in libgomp, so a user's global PASSIVE does not undo it.
 - ``OPENBLAS_THREAD_TIMEOUT=4``: after each GEMM, OpenBLAS's worker threads keep spinning for
   2^28 cycles (about 0.1 s) by default, waiting for more work; the next Numba kernel then shares a
   core with a spinning thread and runs up to 2x slower. With 4 (2^4 cycles, the minimum) they go to
@@ -37,7 +43,7 @@ def _default_cache_dir() -> str:
 
 def defaults() -> dict:
     """The settings ``configure_process`` applies (name -> value)."""
-    return {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4", "NUMBA_CACHE_DIR": _default_cache_dir()}
+    return {"GOMP_SPINCOUNT": "5000", "OPENBLAS_THREAD_TIMEOUT": "4", "NUMBA_CACHE_DIR": _default_cache_dir()}
 
 
 # What the environment held before configure_process() changed it (None: unset), so that
