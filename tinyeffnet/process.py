@@ -29,11 +29,25 @@ Each setting is a default only: a value the user already put in the environment 
 - ``NUMBA_CACHE_DIR``: compiled kernels are cached (``cache=True``) in a per-user folder, so that a
   package installed read-only still caches and a second run starts in seconds instead of a minute.
   Numba reads it when the kernels are defined, i.e. when ``tinyeffnet.ops`` is first imported.
+- Freed memory stays in the process (glibc only: ``mallopt`` thresholds M_MMAP_THRESHOLD = 64 MiB
+  and M_TRIM_THRESHOLD = 1 GiB). A training step allocates and frees the same activation-sized
+  arrays every step. By default glibc hands blocks above an adaptive threshold straight back to the
+  operating system, and every later step pays page faults (and, with two threads, TLB shootdowns)
+  to get them again. Whether a process falls into that regime depends on its allocation history:
+  efficientnetv2_tiny, batch 64, 48 px ran either at 57 ms or at 68 ms with spikes to 150 ms, with
+  1,268 page faults per step; with the thresholds fixed, 56 ms and 2 faults, every time. Peak memory
+  is unchanged (S at 224 px: 1,364 MiB either way). Applied with ``mallopt`` at once (no "too late");
+  skipped when the user set glibc's own ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_``.
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import platform
 import sys
+
+MALLOC_THRESHOLDS = {"M_MMAP_THRESHOLD": 64 << 20, "M_TRIM_THRESHOLD": 1 << 30}   # bytes
+_MALLOPT_CODES = {"M_TRIM_THRESHOLD": -1, "M_MMAP_THRESHOLD": -3}                   # glibc's malloc.h
 
 
 def _default_cache_dir() -> str:
@@ -52,8 +66,10 @@ _USER_ENV: dict = {}
 
 
 def configure_process() -> dict:
-    """Apply the defaults above to ``os.environ`` (a value already set wins); return a report:
-    ``{"applied": {name: value}, "kept": {name: value}, "too_late": [what came too late]}``.
+    """Apply the defaults above to ``os.environ`` (a value already set wins) and glibc's malloc
+    thresholds (``keep_freed_memory``); return a report:
+    ``{"applied": {name: value}, "kept": {name: value}, "too_late": [what came too late],
+    "malloc": {threshold: bytes} (empty where not applied)}``.
 
     Call it before numpy and ``tinyeffnet.ops`` are imported. Called later it still sets the
     variables (for subprocesses), and ``too_late`` names the settings this process can no longer use.
@@ -71,7 +87,20 @@ def configure_process() -> dict:
         too_late.append("OPENBLAS_THREAD_TIMEOUT (numpy was imported first)")
     if "tinyeffnet.ops" in sys.modules:
         too_late.append("NUMBA_CACHE_DIR (tinyeffnet.ops was imported first)")
-    return {"applied": applied, "kept": kept, "too_late": too_late}
+    return {"applied": applied, "kept": kept, "too_late": too_late, "malloc": keep_freed_memory()}
+
+
+def keep_freed_memory() -> dict:
+    """Set glibc's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD to MALLOC_THRESHOLDS (see the module
+    docstring). Returns what was set ({} on another C library, or when the user set glibc's
+    MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ variables: theirs win)."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return {}
+    if any(f"MALLOC_{name[2:]}_" in os.environ for name in MALLOC_THRESHOLDS):
+        return {}
+    mallopt = ctypes.CDLL(None).mallopt
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return {name: value for name, value in MALLOC_THRESHOLDS.items() if mallopt(_MALLOPT_CODES[name], value) == 1}
 
 
 def user_environment() -> dict:
