@@ -115,6 +115,30 @@ def test_backward_accumulates_and_zero_grad_resets():
     assert all(np.all(p.grad == 0) for p in model.parameters())
 
 
+def test_zero_grad_is_lazy_but_reads_as_zeros_and_the_next_backward_starts_from_zero():
+    from tinyeffnet.nn.parameter import Parameter
+
+    p = Parameter(np.ones((2, 3), np.float32))
+    p.zero_grad()                                        # never had a gradient: reads as zeros
+    assert p.grad.dtype == np.float32 and np.array_equal(p.grad, np.zeros((2, 3)))
+    g = np.full((2, 3), 2.0, np.float32)
+    p.accumulate(g)
+    p.accumulate(g)
+    np.testing.assert_array_equal(p.grad, 4.0)
+    p.zero_grad()
+    p.accumulate(g)                                      # zeros + g, not 4 + g
+    np.testing.assert_array_equal(p.grad, 2.0)
+    g[...] = 7.0                                         # the gradient is a copy, not the op's array
+    np.testing.assert_array_equal(p.grad, 2.0)
+    p.zero_grad()
+    held = p.grad                                        # read after zero_grad: zeros, in place
+    assert np.array_equal(held, np.zeros((2, 3)))
+    p.accumulate(np.ones((2, 3), np.float32))
+    np.testing.assert_array_equal(held, 1.0)             # adds into the array that was read
+    p.grad = None
+    assert p.grad is None
+
+
 def test_backward_without_forward_raises():
     layer = nn.Conv2d(3, 4, 3)
     with pytest.raises(RuntimeError, match="without a forward"):
