@@ -37,6 +37,14 @@ MODELS = {"tiny": (_tiny, (2, 24, 20, 3)),
           "custom-same": (lambda dtype, fast: _custom(dtype, fast, "same"), (2, 12, 9, 3))}
 
 
+@pytest.fixture(autouse=True)
+def winograd_on_every_map(monkeypatch):
+    """These small test models have maps of 3-12 px, where fast layers take im2col
+    (winograd.WINOGRAD_MIN_SIZE, 24): lower the size so that their Winograd path is what is tested.
+    ``test_the_size_rule_runs_both_algorithms_in_one_model`` tests the real size."""
+    monkeypatch.setattr(winograd, "WINOGRAD_MIN_SIZE", 1)
+
+
 def _run(model, x, dy_seed=1):
     model.zero_grad()
     y = model(x)
@@ -80,18 +88,20 @@ def test_the_caches_say_which_algorithm_ran(fast):
     model = _custom(np.float64, fast)
     model(np.random.default_rng(0).standard_normal((1, 9, 8, 3)))
     ran = [(conv.algorithm, conv._cache.algorithm, type(conv._cache)) for conv in _convs(model)]
-    assert all(chosen == cached for chosen, cached, _ in ran)
+    # winograd_or_im2col runs one of the two, by the map's size: the cache says which
+    assert all(chosen == cached or (chosen == "winograd_or_im2col" and cached in ("winograd", "im2col"))
+               for chosen, cached, _ in ran)
     expected = {"winograd": winograd.WinogradCache, "im2col": conv2d.Im2colCache,
                 "winograd_fused": winograd_fused.FusedWinogradCache}
-    assert all(kind is expected[chosen] for chosen, _, kind in ran)
+    assert all(kind is expected[cached] for _, cached, kind in ran)
     algorithms = {chosen for chosen, _, _ in ran}
-    assert algorithms == ({"winograd", "im2col"} if fast else {"im2col"})
+    assert algorithms == ({"winograd_or_im2col", "im2col"} if fast else {"im2col"})
 
 
 def test_the_printed_tree_is_what_runs():
     fast_model, readable_model = _custom(np.float32, True), _custom(np.float32, False)
     fast, readable = repr(fast_model), repr(readable_model)
-    assert "(bn): BatchNormSiLU(" in fast and "algorithm=winograd" in fast
+    assert "(bn): BatchNormSiLU(" in fast and "algorithm=winograd_or_im2col" in fast
     assert "BatchNormSiLU" not in readable and "winograd" not in readable
     assert "(bn): BatchNorm2d(" in readable and "algorithm=im2col" in readable
     # the only SiLU children of the fast model are the SE blocks' own (2 MBConv blocks)
@@ -106,7 +116,8 @@ def test_the_printed_tree_is_what_runs():
 
 
 @pytest.mark.parametrize("kernel, stride, padding, fast, algorithm", [
-    (3, 1, None, True, "winograd"), (3, 1, 1, True, "winograd"), (3, 1, "same", True, "winograd"),
+    (3, 1, None, True, "winograd_or_im2col"), (3, 1, 1, True, "winograd_or_im2col"),
+    (3, 1, "same", True, "winograd_or_im2col"),
     (3, 1, None, False, "im2col"), (3, 2, None, True, "im2col"), (3, 2, "same", True, "im2col"),
     (3, 1, 0, True, "im2col"), (1, 1, None, True, "im2col"), (5, 1, None, True, "im2col"),
 ])
@@ -155,3 +166,22 @@ def test_a_cache_is_a_plain_attribute_and_parameters_still_register():
     assert list(holder._parameters) == ["_weight"] and list(holder._modules) == ["_child"]
     holder._child = None                                      # replacing a registered child unregisters it
     assert not holder._modules and holder._cache == (1, 2)
+
+
+def test_the_size_rule_runs_both_algorithms_in_one_model(monkeypatch):
+    # At 48 px the main job's model has Fused-MBConv maps of 24 px (stage 1: Winograd) and 12 and
+    # 6 px (stages 2 and 3: im2col), with the real WINOGRAD_MIN_SIZE.
+    monkeypatch.setattr(winograd, "WINOGRAD_MIN_SIZE", 24)
+    x = np.random.default_rng(0).standard_normal((1, 48, 48, 3))
+    fast, readable = _tiny(np.float64, True), _tiny(np.float64, False)
+    fast(x)                                                # a forward, to read its caches
+    ran = {(conv._cache.algorithm, conv._cache.x.shape[1]) for conv in _convs(fast)
+           if conv.algorithm == "winograd_or_im2col"}
+    (y1, dx1, g1, _), (y0, dx0, g0, _) = _run(fast, x), _run(readable, x)
+    assert {size for algorithm, size in ran if algorithm == "winograd"} == {24}
+    assert {size for algorithm, size in ran if algorithm == "im2col"} == {12, 6}
+    rows = [compare("logits", y1, y0, atol=1e-10, rtol=1e-8), compare("dx", dx1, dx0, atol=1e-10, rtol=1e-8)]
+    grad_scale = max(float(np.max(np.abs(g))) for g in g0.values())
+    rows += [compare(k, g1[k], g0[k], atol=1e-10, rtol=1e-8, scale=grad_scale) for k in g0]
+    bad = [f"{row.name}: {row.error:.2e}" for row in rows if not row.ok]
+    assert not bad, bad

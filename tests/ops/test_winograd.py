@@ -164,3 +164,28 @@ def test_the_winograd_op_refuses_other_geometries(w_shape, stride, padding):
 ])
 def test_which_geometries_take_winograd(w_shape, stride, pads, expected):
     assert winograd.applies(w_shape, stride, pads) is expected
+
+
+@pytest.mark.parametrize("shape, ran", [((2, 24, 25, 4, 6), "winograd"),   # both sides >= 24
+                                        ((2, 23, 30, 4, 6), "im2col"),     # one side below
+                                        ((1, 8, 8, 3, 5), "im2col")])
+def test_winograd_or_im2col_runs_the_op_its_size_picks_and_follows_it_backward(shape, ran):
+    assert winograd.WINOGRAD_MIN_SIZE == 24
+    x, w, dy = _sample(shape, np.float64)
+    y, cache = winograd.conv2d_winograd_or_im2col_forward(x, w, 1, 1)
+    grads = winograd.conv2d_winograd_or_im2col_backward(dy, cache)
+    assert cache.algorithm == ran
+    op_forward, op_backward = {"winograd": (winograd.conv2d_winograd_forward, winograd.conv2d_winograd_backward),
+                               "im2col": (conv2d.conv2d_forward, conv2d.conv2d_backward)}[ran]
+    y_op, cache_op = op_forward(x, w, 1, 1)
+    np.testing.assert_array_equal(y, y_op)                         # the very op, not an approximation
+    for a, b in zip(grads, op_backward(dy, cache_op)):
+        np.testing.assert_array_equal(a, b)
+    y_ref, _ = conv2d.conv2d_forward(x, w, 1, 1)                     # and right: the readable op
+    np.testing.assert_allclose(y, y_ref, rtol=0, atol=1e-12 * max(1.0, np.abs(y_ref).max()))
+
+
+def test_winograd_or_im2col_takes_im2col_for_a_geometry_winograd_does_not_cover():
+    x, w, _ = _sample((1, 30, 30, 3, 4), np.float64)
+    _, cache = winograd.conv2d_winograd_or_im2col_forward(x, w, 2, 1)     # stride 2
+    assert cache.algorithm == "im2col"

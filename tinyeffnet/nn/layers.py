@@ -93,10 +93,12 @@ class _CachedLayer(Module):
 
 
 def _conv_algorithm(shape, stride, padding, fast: bool, algorithm) -> str:
-    """The conv op pair for this geometry: ``algorithm`` when given (checked), else three-pass
-    Winograd for 3x3 stride-1 convs when ``fast``, im2col + GEMM for everything else."""
+    """The conv op pair for this geometry: ``algorithm`` when given (checked), else, when ``fast``,
+    three-pass Winograd for 3x3 stride-1 convs on maps of 24 x 24 and more and im2col on smaller
+    ones ("winograd_or_im2col", decided per call by the input's size), im2col + GEMM for every
+    other geometry."""
     if algorithm is None:
-        return "winograd" if fast and winograd.applies(shape, stride, padding) else "im2col"
+        return "winograd_or_im2col" if fast and winograd.applies(shape, stride, padding) else "im2col"
     if algorithm not in Conv2d.ALGORITHMS:
         raise ValueError(f"Conv2d: algorithm must be None or one of {sorted(Conv2d.ALGORITHMS)}, got {algorithm!r}")
     if algorithm != "im2col" and not winograd.applies(shape, stride, padding):
@@ -111,9 +113,12 @@ class Conv2d(_CachedLayer):
         y[n,i,j,co] = sum_{a,b,ci} xpad[n, i*S+a, j*S+b, ci] * w[a,b,ci,co]
 
     padding: int (symmetric, default (K-1)//2) or "same" (TensorFlow's rule, for ported weights).
-    fast: True picks Winograd F(2x2, 3x3) where it applies (3x3, stride 1, padding 1 or "same"; the
-    transforms + GEMMs of ops/winograd.py); False, or any other geometry: im2col + GEMM (ops/conv2d.py,
-    the readable op). algorithm: None (choose as above) or a name from ALGORITHMS, e.g.
+    fast: True picks "winograd_or_im2col" where Winograd F(2x2, 3x3) applies (3x3, stride 1, padding
+    1 or "same"): the transforms + GEMMs of ops/winograd.py on maps of at least 24 x 24, im2col on
+    smaller ones, where Winograd's transforms cost more than they save (``winograd.WINOGRAD_MIN_SIZE``;
+    the cache says which ran); False, or any other geometry: im2col + GEMM (ops/conv2d.py, the
+    readable op). algorithm: None (choose as above) or a name from ALGORITHMS ("winograd": Winograd
+    on every size), e.g.
     "winograd_fused" (ops/winograd_fused.py, one pass per tile: faster on its own, slower inside a
     whole training step on the machines measured, so never chosen by default).
     Chosen here, once: ``algorithm`` names it, ``forward_op`` / ``backward_op`` are the pair.
@@ -124,6 +129,8 @@ class Conv2d(_CachedLayer):
     ALGORITHMS = {  # algorithm -> (forward op, backward op): siblings with the same signatures
         "im2col": (cpu_ops.conv2d_forward, cpu_ops.conv2d_backward),
         "winograd": (winograd.conv2d_winograd_forward, winograd.conv2d_winograd_backward),
+        "winograd_or_im2col": (winograd.conv2d_winograd_or_im2col_forward,
+                               winograd.conv2d_winograd_or_im2col_backward),
         "winograd_fused": (winograd_fused.conv2d_winograd_fused_forward, winograd_fused.conv2d_winograd_fused_backward),
     }
 
