@@ -141,7 +141,7 @@ def _cmd_bench(args) -> int:
     if args.what == "gpu":
         from .bench import gpu
 
-        return gpu.run()
+        return gpu.run(out=args.out, rehearsal=args.rehearse)
     raise SystemExit(f"unknown benchmark {args.what!r}")
 
 
@@ -317,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train-step: avx2 forces the AVX2 code paths in numpy, OpenBLAS, Numba and torch "
                         "for every contender")
     p.add_argument("--out", default=None,
-                   help="progressive/scaling/claims: output folder (default runs/bench_<what>)")
+                   help="progressive/scaling/claims/gpu: output folder (default runs/bench_<what>)")
     p.add_argument("--budget", type=positive_float, default=60.0, help="claims: training seconds per run")
     p.add_argument("--epochs", type=positive_int, default=None,
                    help="progressive: epochs (None: the train default); scaling: epochs per member (None: 8)")
@@ -340,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_scaling_arguments(p)                                        # --phis
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.add_argument("--rehearse", action="store_true",
+                   help="gpu: run every section in the CUDA simulator at tiny sizes (NUMBA_ENABLE_CUDASIM=1), "
+                        "to catch mistakes before a real GPU run")
     p.set_defaults(func=_cmd_bench)
 
     from .data import DATASETS

@@ -11,7 +11,14 @@
    and SGD all on the GPU (``tinyeffnet.train.update_step``, the CPU's own step), against the CPU at
    batch 2, 128 px, float64 and float32 (loss, logits, a few gradients, BN running statistics, updated weights:
    ``model_parity``), and its time against torchvision's efficientnet_v2_s in PyTorch CUDA eager,
-   float32, TF32 off, batch 32, 224 px, as a ratio of medians from the same run (``time_model_step``).
+   float32, TF32 off, batch 32, 224 px, as a ratio of medians from the same run (``time_model_step``);
+5. kernel launches and host <-> device copies per training step of S (``count_step``).
+
+Each section reports and the next one runs even if it failed; the report (``gpu.json`` and a Markdown
+``gpu.md``) is rewritten after every section into the folder ``--out`` names (``$OUT`` on the GPU
+machine), so a run cut short keeps what it measured. ``tinyeffnet bench gpu --rehearse`` runs every
+section in the CUDA simulator at tiny sizes, or dry (kernels counted, not run), without PyTorch
+CUDA: the rehearsal that ``tests/cuda/sim/test_bench_gpu_sim.py`` runs in CI.
 
 Timing: each step is run once to compile (numba) / warm up (cuDNN autotuning is off: the default),
 then ``repeats`` times, each timed with a device synchronisation before and after; the median is shown.
@@ -409,41 +416,140 @@ def model_training_step(progress=print, parity_batch: int = 2, parity_size: int 
     return dict(rows=rows, ours_ms=ours, torch_ms=theirs, ratio=ratio)
 
 
+# ------------------------------------------------------------------------ 5. launches per step
+def count_step(name: str = MODEL, batch: int = N, size: int = 224, dry: bool = False) -> dict:
+    """Kernel launches and host <-> device copies in one training step of ``name`` on the device
+    (``update_step``: forward, loss, backward, SGD; float32; no finiteness check, as in a timed
+    step). dry=True counts without running the kernels (``cuda._runtime.counting``): in the
+    simulator it takes seconds instead of hours. Returns ``Counts.as_dict()``."""
+    import tinyeffnet.cuda as tc
+    from tinyeffnet.cuda._runtime import counting
+    from tinyeffnet.models import create_model
+    from tinyeffnet.train import update_step
+
+    model = create_model(name).to("cuda").train()
+    optimizer = tc.SGD(model.parameters(), **SGD_OPTIONS)
+    images, labels = _batch(np.random.default_rng(0), batch, size, model.num_classes, np.float32)
+    x = tc.to_device(images)
+    with counting(dry=dry) as counts:
+        update_step(model, optimizer, x, labels, SMOOTHING, check_finite=False)
+    return counts.as_dict()
+
+
 # ----------------------------------------------------------------------------------------- run
-def run(repeats: int = 20, tests: bool = True, progress=print) -> int:
-    """All of the above in one call. Returns a process exit code (0 = every check passed)."""
+SECTIONS = ("device_tests", "ops", "op_times", "launches", "model")
+
+
+def _sections(repeats: int, tests: bool, rehearsal: bool, progress) -> dict:
+    """name -> a callable returning (ok, data). A rehearsal runs every section's code in the CUDA
+    simulator at tiny sizes, or dry (kernels counted, not run: numbers not checked), and leaves out
+    what needs PyTorch CUDA, so that a typo shows before the first real GPU call."""
+    def device_tests():
+        if not tests or rehearsal:
+            return True, {"skipped": "rehearsal" if rehearsal else "--no-tests"}
+        code = run_device_tests()
+        progress("   tests not found (installed package): skipped" if code is None else f"   pytest exit code {code}")
+        return not code, {"pytest_exit_code": code}
+
+    def ops_section():
+        rows = check_ops(batch=1, size=5, channels=3, features=6) if rehearsal else check_ops()
+        bad = [row for row in rows if not row[1]]
+        for name, _, error in bad:
+            progress(f"   FAIL {name}: error {error:.3g}")
+        progress(f"   {len(rows)} checks, {'all ok' if not bad else f'{len(bad)} failed'}")
+        return not bad, {"rows": [{"name": n, "ok": bool(ok), "error": float(e)} for n, ok, e in rows]}
+
+    def op_times():
+        if rehearsal:                      # our side only, one case, dry (torch CUDA is not in the simulator)
+            from tinyeffnet.cuda._runtime import counting
+            with counting(dry=True) as counts:
+                _ours_step(CASES[1], np.random.default_rng(0))()
+            return True, {"rehearsed": CASES[1].name, "launches": counts.total_launches}
+        progress(f"  {'op':<40s} {'ours':>9s} {'torch':>9s} {'ratio':>7s}")
+        rows = time_ops(repeats, progress)
+        return True, {"rows": [{"name": n, "ours_ms": a, "torch_ms": b, "ratio": r} for n, a, b, r in rows]}
+
+    def launches():
+        counts = count_step(MODEL, 2, 64, dry=True) if rehearsal else count_step(MODEL, N, 224)
+        progress(f"   {counts['launches']} kernel launches, {counts['to_device']} host->device and "
+                 f"{counts['to_host']} device->host copies per training step")
+        return True, counts
+
+    def model():
+        if rehearsal:                      # the parity code path, dry: numbers are garbage, not checked
+            from tinyeffnet.cuda._runtime import counting
+            with counting(dry=True):
+                rows = model_parity(MODEL, 2, 32, dtypes=(np.float32,), progress=lambda message: None)
+            return True, {"rehearsed_rows": len(rows)}
+        result = model_training_step(progress)
+        rows = result.pop("rows")
+        result["parity"] = [{"name": n, "ok": bool(ok), "error": float(e)} for n, ok, e in rows]
+        return all(ok for _, ok, _ in rows), result
+
+    return {"device_tests": device_tests, "ops": ops_section, "op_times": op_times, "launches": launches,
+            "model": model}
+
+
+def write_report(report: dict, out) -> None:
+    """``report`` as ``gpu.json`` and a Markdown summary ``gpu.md`` in the folder ``out`` (atomic writes)."""
+    import json
+    from pathlib import Path
+
+    from ..files import write_atomic
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(report, indent=1, default=str)
+    write_atomic(folder / "gpu.json", lambda f: f.write(text.encode()))
+    lines = [f"# tinyeffnet bench gpu{' (rehearsal in the simulator)' if report['rehearsal'] else ''}", "",
+             f"device: {report['device']}", "", "| section | ok | seconds | summary |", "|---|---|---:|---|"]
+    for name, entry in report["sections"].items():
+        summary = entry.get("error") or ", ".join(f"{k} {v}" for k, v in entry.get("data", {}).items()
+                                                  if not isinstance(v, (list, dict)))
+        lines.append(f"| {name} | {'yes' if entry['ok'] else 'NO'} | {entry['seconds']:.1f} | {summary} |")
+    for name, entry in report["sections"].items():
+        rows = entry.get("data", {}).get("rows")
+        if rows and "ratio" in rows[0]:
+            lines += ["", f"## {name}", "", "| op | tinyeffnet ms | torch ms | ratio |", "|---|---:|---:|---:|"]
+            lines += [f"| {r['name']} | {r['ours_ms']:.3f} | {r['torch_ms']:.3f} | {r['ratio']:.2f} |" for r in rows]
+    write_atomic(folder / "gpu.md", lambda f: f.write(("\n".join(lines) + "\n").encode()))
+
+
+def run(repeats: int = 20, tests: bool = True, progress=print, out=None, rehearsal: bool = False) -> int:
+    """All of the above in one call; every section reports and the next one runs even if it failed.
+    The report is rewritten after each section (``write_report``, to ``out``, default runs/bench_gpu),
+    so a run cut short keeps what it measured. rehearsal=True runs in the CUDA simulator (see
+    ``_sections``). Returns a process exit code (0 = every section passed)."""
+    import traceback
+
     import tinyeffnet.cuda as tc
     from numba import config
 
-    if config.ENABLE_CUDASIM or not tc.is_available():
-        progress("tinyeffnet bench gpu needs a real CUDA GPU (is_available() is False or the simulator is on)")
+    if rehearsal != bool(config.ENABLE_CUDASIM) or not tc.is_available():
+        need = "the CUDA simulator (NUMBA_ENABLE_CUDASIM=1)" if rehearsal else "a real CUDA GPU"
+        progress(f"tinyeffnet bench gpu{' --rehearse' if rehearsal else ''} needs {need}")
         return 2
     from numba import cuda
 
-    progress(f"device: {cuda.get_current_device().name}")
-    failures = 0
-    if tests:
-        progress("1. CUDA tests on the device (tests/cuda/sim)")
-        code = run_device_tests()
-        progress("   tests not found (installed package): skipped" if code is None else f"   pytest exit code {code}")
-        failures += bool(code)
-    progress("2. CUDA ops against the CPU ops (moderate shapes)")
-    bad = [row for row in check_ops() if not row[1]]
-    for name, _, error in bad:
-        progress(f"   FAIL {name}: error {error:.3g}")
-    progress(f"   {'all ok' if not bad else f'{len(bad)} failed'}")
-    failures += len(bad)
-    progress(f"3. forward+backward, median ms, batch {N}, float32, TF32 off (ratio = tinyeffnet / torch)")
-    progress(f"  {'op':<40s} {'ours':>9s} {'torch':>9s} {'ratio':>7s}")
-    time_ops(repeats, progress)
-    progress("4. whole-model training step (EfficientNetV2-S)")
-    try:
-        result = model_training_step(progress)
-        failures += sum(not ok for _, ok, _ in result["rows"])
-    except Exception as error:  # one scarce GPU run: report it and keep the results printed above
-        progress(f"   FAIL: {type(error).__name__}: {error}")
-        failures += 1
-    return 1 if failures else 0
+    out = out or os.path.join("runs", "bench_gpu")
+    device = getattr(cuda.get_current_device(), "name", "numba's CUDA simulator")   # the simulator has no name
+    report = {"device": device.decode() if isinstance(device, bytes) else str(device), "rehearsal": rehearsal,
+              "sections": {}}
+    progress(f"device: {report['device']}; writing {out}/gpu.json and gpu.md")
+    for number, (name, section) in enumerate(_sections(repeats, tests, rehearsal, progress).items(), start=1):
+        progress(f"{number}. {name}")
+        start = time.perf_counter()
+        try:
+            ok, data = section()
+            entry = {"ok": bool(ok), "data": data}
+        except Exception as error:  # one scarce GPU run: record it and go on with the next section
+            entry = {"ok": False, "error": f"{type(error).__name__}: {error}",
+                     "traceback": traceback.format_exc()[-2000:]}
+            progress(f"   FAIL: {entry['error']}")
+        entry["seconds"] = time.perf_counter() - start
+        report["sections"][name] = entry
+        write_report(report, out)
+    return 0 if all(entry["ok"] for entry in report["sections"].values()) else 1
 
 
 if __name__ == "__main__":

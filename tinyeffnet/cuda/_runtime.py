@@ -23,6 +23,8 @@ and ``import tinyeffnet.cuda`` never import numba.cuda; the kernel modules do, t
 """
 from __future__ import annotations
 
+from collections import Counter
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
@@ -79,7 +81,72 @@ def launch(compiled_kernel, work_items: int, *args) -> None:
         return
     threads = min(THREADS_PER_BLOCK, work_items)
     blocks = min(MAX_BLOCKS, -(-work_items // threads))
-    compiled_kernel[blocks, threads](*args)
+    if counted(compiled_kernel):
+        compiled_kernel[blocks, threads](*args)
+
+
+# ------------------------------------------------------------------------- counting launches
+class Counts:
+    """What ran while ``counting()`` was active: kernel launches by kernel name, and copies between
+    host and device (``to_device``: host -> device, ``to_host``: device -> host; device -> device
+    copies are kernels' business and not counted)."""
+
+    def __init__(self, dry: bool):
+        self.dry = dry
+        self.launches: Counter = Counter()
+        self.to_device = 0
+        self.to_host = 0
+
+    @property
+    def total_launches(self) -> int:
+        return sum(self.launches.values())
+
+    def as_dict(self) -> dict:
+        return {"launches": self.total_launches, "to_device": self.to_device, "to_host": self.to_host,
+                "by_kernel": dict(self.launches.most_common())}
+
+
+_COUNTS: list = []          # the active Counts (at most one)
+
+
+def _kernel_name(compiled_kernel) -> str:
+    func = getattr(compiled_kernel, "py_func", None) or getattr(compiled_kernel, "fn", None)
+    return getattr(func, "__name__", type(compiled_kernel).__name__)
+
+
+def counted(compiled_kernel) -> bool:
+    """Record one launch of ``compiled_kernel`` if counting; False when it must not run (a dry count)."""
+    if not _COUNTS:
+        return True
+    _COUNTS[-1].launches[_kernel_name(compiled_kernel)] += 1
+    return not _COUNTS[-1].dry
+
+
+@contextmanager
+def counting(dry: bool = False):
+    """``with counting() as counts:`` records every kernel launch and every host <-> device copy of
+    the code inside (``Counts``). dry=True records the launches without running them (outputs are
+    then garbage): it counts a whole training step of a large model in the simulator in seconds, as
+    long as nothing inside decides by a computed value."""
+    counts = Counts(dry)
+    device_array_type = type(cuda.device_array(1, dtype=np.float32))
+    original_to_device, original_to_host = cuda.to_device, device_array_type.copy_to_host
+
+    def to_device(*args, **kwargs):
+        counts.to_device += 1
+        return original_to_device(*args, **kwargs)
+
+    def copy_to_host(self, *args, **kwargs):
+        counts.to_host += 1
+        return original_to_host(self, *args, **kwargs)
+
+    _COUNTS.append(counts)
+    cuda.to_device, device_array_type.copy_to_host = to_device, copy_to_host
+    try:
+        yield counts
+    finally:
+        cuda.to_device, device_array_type.copy_to_host = original_to_device, original_to_host
+        _COUNTS.pop()
 
 
 # ------------------------------------------------------------------------------- device arrays

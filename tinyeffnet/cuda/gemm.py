@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from numba import float32, float64
 
-from ._runtime import KERNELS, KernelSpec, cuda, empty, kernel, launch
+from ._runtime import KERNELS, KernelSpec, counted, cuda, empty, kernel, launch
 from .elementwise import column_sums, fill
 
 TILE = 16
@@ -130,7 +130,9 @@ def matmul(a, b, splits: int | None = None):
         fill(partial, 0)  # an empty sum
     else:
         grid = (-(-m_rows // TILE), -(-n_cols // TILE), splits)  # (row tiles, column tiles, K slices)
-        _TILED_KERNELS[np.dtype(a.dtype)][grid, (TILE, TILE)](a, b, partial, k_per_split)
+        tiled = _TILED_KERNELS[np.dtype(a.dtype)]
+        if counted(tiled):
+            tiled[grid, (TILE, TILE)](a, b, partial, k_per_split)
     if splits == 1:
         return partial.reshape(m_rows, n_cols)
     return column_sums(partial.reshape(splits, m_rows * n_cols)).reshape(m_rows, n_cols)
