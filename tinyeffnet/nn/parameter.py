@@ -57,7 +57,8 @@ class Parameter:
         Lazily: the zeros are written when ``grad`` is next read. The usual next step is a backward,
         whose first ``accumulate`` then writes g over the gradient instead of adding g to zeros: one
         pass over memory instead of three (a fill, then grad += g reading both). EfficientNetV2-S
-        (21.5 M parameters): 27 ms -> 8 ms per training step. ``grad`` reads the same either way.
+        (21.5 M parameters): its training step 3-5% faster in A/B rounds. ``grad`` reads the same
+        either way.
         """
         self._zero_pending = True
 

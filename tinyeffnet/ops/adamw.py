@@ -12,7 +12,7 @@ The readable version (``AdamW(fused=False)``, NumPy expressions in ``tinyeffnet/
 about twelve passes over parameter-sized arrays and allocates five temporaries per parameter. This
 kernel reads p, g, m, v once and writes p, m, v once: seven array passes, the least the rule
 allows. EfficientNetV2-S (21.5 M parameters, 452 tensors) on a 2-core Xeon (family 6, AVX-512):
-120 ms per step readable, 45 ms here, which is the machine's memory bandwidth (about 600 MB moved).
+120 ms per step readable, 34 ms here, which is the machine's memory bandwidth (about 600 MB moved).
 
 Small tensors (BatchNorm's gamma and beta, SE's biases: 357 of S's 452) run serially: below
 ``PARALLEL_FROM`` elements, waking a second thread costs more than the update.
