@@ -102,3 +102,29 @@ def test_freed_activations_stay_in_the_process_instead_of_faulting_back_in():
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the malloc thresholds are glibc's")
 def test_the_users_own_malloc_settings_win():
     assert _faults("configure", MALLOC_TRIM_THRESHOLD_="0")["malloc"] == {}
+
+
+_WARNING_SCRIPT = (
+    "import json, sys, warnings\n"
+    "warnings.simplefilter('always')\n"
+    "with warnings.catch_warnings(record=True) as caught:\n"
+    "    import tinyeffnet\n"
+    "    if sys.argv[1] == 'configure':\n"
+    "        tinyeffnet.configure_process()\n"
+    "    import tinyeffnet.ops\n"
+    "print(json.dumps([str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]))\n")
+
+
+def _warnings(mode: str, **env) -> list:
+    clean = {k: v for k, v in os.environ.items() if k not in SETTINGS and k != "TINYEFFNET_THREADS_WARNING"}
+    out = subprocess.run([sys.executable, "-c", _WARNING_SCRIPT, mode], check=True, capture_output=True, text=True,
+                         env={**clean, **env})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_loading_the_kernels_unconfigured_warns_once_and_says_what_to_call():
+    messages = _warnings("plain")
+    assert len(messages) == 1 and "tinyeffnet.configure_process()" in messages[0]
+    assert _warnings("configure") == []
+    assert _warnings("plain", GOMP_SPINCOUNT="100") == []                  # the user chose a setting
+    assert _warnings("plain", TINYEFFNET_THREADS_WARNING="0") == []        # a benchmark peer's process

@@ -26,6 +26,9 @@ from .regularization import dropout_forward, dropout_backward, drop_path_forward
 from .elementwise import add, channel_gate_forward, channel_gate_backward, fill, axpy, copy, zeros
 
 from ._checks import OP_NAMES  # the op set of every tier (the contract lives in _checks)
+from ..process import warn_if_unconfigured
+
+warn_if_unconfigured()           # the kernels are about to be used: say so if the process was not configured
 
 __all__ = [  # OP_NAMES, spelled out for linters and readers
     "OP_NAMES", "conv2d_forward", "conv2d_backward", "depthwise_conv2d_forward", "depthwise_conv2d_backward",
