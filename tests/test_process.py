@@ -100,6 +100,17 @@ def test_freed_activations_stay_in_the_process_instead_of_faulting_back_in():
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the malloc thresholds are glibc's")
+def test_a_benchmark_worker_of_ours_gets_the_thresholds_from_its_environment():
+    from tinyeffnet.process import worker_environment
+
+    ours, peer = worker_environment(True, ""), worker_environment(False, "")
+    malloc = {k: v for k, v in ours.items() if k.startswith("MALLOC_")}
+    assert malloc == {"MALLOC_MMAP_THRESHOLD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+    assert not any(k.startswith("MALLOC_") for k in peer)                  # PyTorch keeps glibc's defaults
+    assert _faults("plain", **malloc)["faults"] < 50                       # no configure_process call in it
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the malloc thresholds are glibc's")
 def test_the_users_own_malloc_settings_win():
     assert _faults("configure", MALLOC_TRIM_THRESHOLD_="0")["malloc"] == {}
 

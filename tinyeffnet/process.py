@@ -38,6 +38,8 @@ Each setting is a default only: a value the user already put in the environment 
   1,268 page faults per step; with the thresholds fixed, 56 ms and 2 faults, every time. Peak memory
   is unchanged (S at 224 px: 1,364 MiB either way). Applied with ``mallopt`` at once (no "too late");
   skipped when the user set glibc's own ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_``.
+  Benchmark workers of ours get those two variables instead (``worker_environment``): glibc reads
+  them when the process starts.
 """
 from __future__ import annotations
 
@@ -91,11 +93,15 @@ def configure_process() -> dict:
     return {"applied": applied, "kept": kept, "too_late": too_late, "malloc": keep_freed_memory()}
 
 
+def _is_glibc() -> bool:
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
 def keep_freed_memory() -> dict:
     """Set glibc's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD to MALLOC_THRESHOLDS (see the module
     docstring). Returns what was set ({} on another C library, or when the user set glibc's
     MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ variables: theirs win)."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if not _is_glibc():
         return {}
     if any(f"MALLOC_{name[2:]}_" in os.environ for name in MALLOC_THRESHOLDS):
         return {}
@@ -141,6 +147,9 @@ def worker_environment(ours: bool, package_parent: str) -> dict:
         env = dict(os.environ)
         for name, value in defaults().items():
             env.setdefault(name, value)
+        if _is_glibc():          # glibc reads these at process start: keep_freed_memory's thresholds
+            for name, value in MALLOC_THRESHOLDS.items():
+                env.setdefault(f"MALLOC_{name[2:]}_", str(value))
     else:
         env = user_environment()
         env[QUIET] = "0"        # a peer's process: tinyeffnet's kernels are not what it times

@@ -77,7 +77,6 @@ _START = time.perf_counter()
 import numpy as np  # noqa: E402
 
 from tinyeffnet.bench.workers import print_result, run_worker  # noqa: E402
-from tinyeffnet.process import keep_freed_memory  # noqa: E402
 from tinyeffnet.models.config import V2_TINY, Stage  # noqa: E402
 
 HEAD = 320                     # efficientnetv2_tiny's head conv, for every table here
@@ -629,7 +628,6 @@ def _main(argv=None) -> None:
     parser.add_argument("--worker", choices=("step", "train"), required=True)
     parser.add_argument("--payload", required=True, help="JSON: the worker's arguments")
     args = parser.parse_args(argv)
-    keep_freed_memory()          # the allocator setting of configure_process (the env ones came with the process)
     payload = json.loads(args.payload)
     if args.worker == "step":
         report = step_worker(payload["spec"], payload["size"], payload["batch"], payload["steps"])

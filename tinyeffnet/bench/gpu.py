@@ -444,6 +444,8 @@ def _sections(repeats: int, tests: bool, rehearsal: bool, progress) -> dict:
     """name -> a callable returning (ok, data). A rehearsal runs every section's code in the CUDA
     simulator at tiny sizes, or dry (kernels counted, not run: numbers not checked), and leaves out
     what needs PyTorch CUDA, so that a typo shows before the first real GPU call."""
+    from tinyeffnet.cuda._runtime import counting
+
     def device_tests():
         if not tests or rehearsal:
             return True, {"skipped": "rehearsal" if rehearsal else "--no-tests"}
@@ -461,7 +463,6 @@ def _sections(repeats: int, tests: bool, rehearsal: bool, progress) -> dict:
 
     def op_times():
         if rehearsal:                      # our side only, one case, dry (torch CUDA is not in the simulator)
-            from tinyeffnet.cuda._runtime import counting
             with counting(dry=True) as counts:
                 _ours_step(CASES[1], np.random.default_rng(0))()
             return True, {"rehearsed": CASES[1].name, "launches": counts.total_launches}
@@ -477,7 +478,6 @@ def _sections(repeats: int, tests: bool, rehearsal: bool, progress) -> dict:
 
     def model():
         if rehearsal:                      # the parity code path, dry: numbers are garbage, not checked
-            from tinyeffnet.cuda._runtime import counting
             with counting(dry=True):
                 rows = model_parity(MODEL, 2, 32, dtypes=(np.float32,), progress=lambda message: None)
             return True, {"rehearsed_rows": len(rows)}

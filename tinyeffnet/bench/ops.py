@@ -300,10 +300,6 @@ def _main(argv=None) -> None:
     parser.add_argument("--worker", choices=["numba", "torch"], required=True)
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args(argv)
-    if args.worker == "numba":
-        from tinyeffnet.process import keep_freed_memory
-
-        keep_freed_memory()      # the allocator setting of configure_process (the env ones came with the process)
     print(json.dumps(run_worker(args.worker, args.repeats)))
 
 

@@ -89,7 +89,6 @@ from ..cli import _error, positive_int
 from ..models import V1_BASE, V2_M, V2_S, V2_TINY
 from ..models.scaling import RULES, compound_family, describe_family
 from ..ops._checks import check_int, check_number
-from ..process import keep_freed_memory
 from . import claims
 from .workers import print_result, run_worker
 
@@ -568,7 +567,6 @@ def _main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tinyeffnet.bench.scaling")
     parser.add_argument("--payload", required=True, help="JSON: train_member's argument")
     args = parser.parse_args(argv)
-    keep_freed_memory()          # the allocator setting of configure_process (the env ones came with the process)
     print_result(train_member(json.loads(args.payload)))
 
 

@@ -129,9 +129,6 @@ def _paths(contender: str) -> str:
 
 def run_worker(contender: str, size: int, batch: int, steps: int, model: str = MODEL) -> dict:
     if contender == "tinyeffnet":
-        from tinyeffnet.process import keep_freed_memory
-
-        keep_freed_memory()      # the allocator setting of configure_process (the env ones came with the process)
         step = _tinyeffnet_step_fn(size, batch, model)
     else:
         step = _torch_step_fn(size, batch, model, contender)

@@ -224,9 +224,6 @@ def run_worker(contender: str, cfg, log=print) -> dict:
 
     startup_s = time.perf_counter() - _START
     if contender == "tinyeffnet":
-        from tinyeffnet.process import keep_freed_memory
-
-        keep_freed_memory()      # the allocator setting of configure_process (the env ones came with the process)
         report = tinyeffnet_job(cfg, log)
     else:
         report = torch_job(cfg, channels_last=contender == "torch-cl", log=log)

@@ -360,8 +360,10 @@ def conv2d_winograd_or_im2col_forward(x, w, stride=1, padding=1):
     EfficientNetV2-S at 128 px, batch 8, 432-441 against 446-455 ms. (With AVX2 forced the small
     maps favour im2col too.) At 224 px every Fused-MBConv map of S is 28 px or more: Winograd.
     """
-    x, w, stride, pads = check_conv_inputs(x, w, stride, padding, depthwise=False)
-    if applies(w.shape, stride, pads) and min(x.shape[1], x.shape[2]) >= WINOGRAD_MIN_SIZE:
+    # The choice reads shapes only; the op chosen checks its inputs (bad ones fail there, with its message).
+    x_shape, w_shape = np.shape(x), np.shape(w)
+    large = len(x_shape) == 4 and min(x_shape[1], x_shape[2]) >= WINOGRAD_MIN_SIZE
+    if large and len(w_shape) == 4 and stride == 1 and applies(w_shape, stride, padding):
         return conv2d_winograd_forward(x, w, stride, padding)
     return conv2d_forward(x, w, stride, padding)
 
