@@ -1,6 +1,7 @@
 """Fast paths are chosen once, when a layer is built (docs/DESIGN.md, section 5).
 
-A model built with fast=True (Winograd 3x3 stride-1 convs, BatchNormSiLU units) and one built with
+A model built with fast=True (direct convs on thin 3x3 stride-1 layers, Winograd on wider ones,
+BatchNormSiLU units) and one built with
 fast=False (im2col everywhere, BatchNorm2d + SiLU) from the same seed have the same weights, the same
 state_dict keys, and give the same logits, input gradient, parameter gradients and BatchNorm running
 statistics. The module tree says what runs, the caches say which algorithm ran, and a backward
@@ -11,12 +12,12 @@ import pytest
 
 from tinyeffnet import nn
 from tinyeffnet.models import EfficientNetV2, Stage, create_model
-from tinyeffnet.ops import conv2d, winograd, winograd_fused
+from tinyeffnet.ops import conv2d, direct, winograd, winograd_fused
 from tinyeffnet.testing import compare
 
 CUSTOM = [  # block, repeats, kernel, stride, expand, in, out, se
-    Stage("fused", 2, 3, 1, 1, 8, 8),           # 3x3 stride 1 (Winograd when fast), residual
-    Stage("fused", 1, 3, 1, 2, 8, 12),          # 3x3 stride-1 expand conv, no residual
+    Stage("fused", 2, 3, 1, 1, 8, 8),           # 3x3 stride 1, thin (the direct conv when fast), residual
+    Stage("fused", 1, 3, 1, 4, 8, 12),          # 3x3 stride-1 expand conv to 32 channels (Winograd), no residual
     Stage("fused", 1, 3, 2, 2, 12, 16),         # stride 2: im2col either way
     Stage("mbconv", 2, 3, 1, 2, 16, 16, 0.25),  # depthwise, SE
 ]
@@ -92,16 +93,16 @@ def test_the_caches_say_which_algorithm_ran(fast):
     assert all(chosen == cached or (chosen == "winograd_or_im2col" and cached in ("winograd", "im2col"))
                for chosen, cached, _ in ran)
     expected = {"winograd": winograd.WinogradCache, "im2col": conv2d.Im2colCache,
-                "winograd_fused": winograd_fused.FusedWinogradCache}
+                "winograd_fused": winograd_fused.FusedWinogradCache, "direct": direct.DirectCache}
     assert all(kind is expected[cached] for _, cached, kind in ran)
     algorithms = {chosen for chosen, _, _ in ran}
-    assert algorithms == ({"winograd_or_im2col", "im2col"} if fast else {"im2col"})
+    assert algorithms == ({"direct", "winograd_or_im2col", "im2col"} if fast else {"im2col"})
 
 
 def test_the_printed_tree_is_what_runs():
     fast_model, readable_model = _custom(np.float32, True), _custom(np.float32, False)
     fast, readable = repr(fast_model), repr(readable_model)
-    assert "(bn): BatchNormSiLU(" in fast and "algorithm=winograd_or_im2col" in fast
+    assert "(bn): BatchNormSiLU(" in fast and "algorithm=winograd_or_im2col" in fast and "algorithm=direct" in fast
     assert "BatchNormSiLU" not in readable and "winograd" not in readable
     assert "(bn): BatchNorm2d(" in readable and "algorithm=im2col" in readable
     # the only SiLU children of the fast model are the SE blocks' own (2 MBConv blocks)
@@ -115,14 +116,16 @@ def test_the_printed_tree_is_what_runs():
     assert "(conv): Conv2d(3, 8, kernel=3, stride=2, padding=1, algorithm=im2col)" in fast
 
 
-@pytest.mark.parametrize("kernel, stride, padding, fast, algorithm", [
-    (3, 1, None, True, "winograd_or_im2col"), (3, 1, 1, True, "winograd_or_im2col"),
-    (3, 1, "same", True, "winograd_or_im2col"),
-    (3, 1, None, False, "im2col"), (3, 2, None, True, "im2col"), (3, 2, "same", True, "im2col"),
-    (3, 1, 0, True, "im2col"), (1, 1, None, True, "im2col"), (5, 1, None, True, "im2col"),
+@pytest.mark.parametrize("channels, kernel, stride, padding, fast, algorithm", [
+    (32, 3, 1, None, True, "winograd_or_im2col"), (32, 3, 1, 1, True, "winograd_or_im2col"),
+    (32, 3, 1, "same", True, "winograd_or_im2col"),
+    (24, 3, 1, None, True, "direct"), (8, 3, 1, "same", True, "direct"), (8, 5, 1, None, True, "direct"),
+    (8, 3, 1, 0, True, "direct"), (32, 3, 1, 0, True, "im2col"), (32, 5, 1, None, True, "im2col"),
+    (8, 3, 1, None, False, "im2col"), (32, 3, 1, None, False, "im2col"), (8, 3, 2, None, True, "im2col"),
+    (32, 3, 2, "same", True, "im2col"), (8, 1, 1, None, True, "im2col"),
 ])
-def test_conv2d_picks_its_op_pair_when_built(kernel, stride, padding, fast, algorithm):
-    conv = nn.Conv2d(2, 3, kernel, stride, padding, fast=fast)
+def test_conv2d_picks_its_op_pair_when_built(channels, kernel, stride, padding, fast, algorithm):
+    conv = nn.Conv2d(channels, channels, kernel, stride, padding, fast=fast)
     assert conv.algorithm == algorithm
     assert (conv.forward_op, conv.backward_op) == nn.Conv2d.ALGORITHMS[algorithm]
     assert f"algorithm={algorithm}" in repr(conv)
@@ -169,11 +172,17 @@ def test_a_cache_is_a_plain_attribute_and_parameters_still_register():
 
 
 def test_the_size_rule_runs_both_algorithms_in_one_model(monkeypatch):
-    # At 48 px the main job's model has Fused-MBConv maps of 24 px (stage 1: Winograd) and 12 and
-    # 6 px (stages 2 and 3: im2col), with the real WINOGRAD_MIN_SIZE.
+    # At 48 px this model has 3x3 stride-1 maps of 24 px (stage 1: Winograd) and 12 and 6 px
+    # (stages 2 and 3: im2col), with the real WINOGRAD_MIN_SIZE; 32 channels, too wide for the direct conv.
     monkeypatch.setattr(winograd, "WINOGRAD_MIN_SIZE", 24)
+    stages = [Stage("fused", 1, 3, 1, 1, 32, 32), Stage("fused", 2, 3, 2, 2, 32, 32), Stage("fused", 2, 3, 2, 2, 32, 32)]
+
+    def build(fast):
+        return EfficientNetV2(stages, num_classes=4, head_channels=32, drop_rate=0.0, drop_path_rate=0.0,
+                              dtype=np.float64, seed=2, fast=fast)
+
     x = np.random.default_rng(0).standard_normal((1, 48, 48, 3))
-    fast, readable = _tiny(np.float64, True), _tiny(np.float64, False)
+    fast, readable = build(True), build(False)
     fast(x)                                                # a forward, to read its caches
     ran = {(conv._cache.algorithm, conv._cache.x.shape[1]) for conv in _convs(fast)
            if conv.algorithm == "winograd_or_im2col"}

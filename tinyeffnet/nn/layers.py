@@ -42,7 +42,7 @@ import numpy as np
 
 from .. import backend
 from .. import ops as cpu_ops
-from ..ops import winograd, winograd_fused
+from ..ops import direct, winograd, winograd_fused
 from ..ops._checks import (check_bool, check_dtype, check_eps, check_int, check_momentum, check_padding_option,
                            check_probability, check_rng, check_stride)
 from .module import Module
@@ -94,14 +94,20 @@ class _CachedLayer(Module):
 
 def _conv_algorithm(shape, stride, padding, fast: bool, algorithm) -> str:
     """The conv op pair for this geometry: ``algorithm`` when given (checked), else, when ``fast``,
-    three-pass Winograd for 3x3 stride-1 convs on maps of 24 x 24 and more and im2col on smaller
-    ones ("winograd_or_im2col", decided per call by the input's size), im2col + GEMM for every
-    other geometry."""
+    the register-blocked direct conv for thin 3x3-and-up stride-1 convs (``direct.chosen_for``: at
+    most DIRECT_MAX_CHANNELS channels in and out), three-pass Winograd for the other 3x3 stride-1
+    convs on maps of 24 x 24 and more and im2col on smaller ones ("winograd_or_im2col", decided per
+    call by the input's size), im2col + GEMM for every other geometry."""
     if algorithm is None:
+        if fast and direct.chosen_for(shape, stride, padding):
+            return "direct"
         return "winograd_or_im2col" if fast and winograd.applies(shape, stride, padding) else "im2col"
     if algorithm not in Conv2d.ALGORITHMS:
         raise ValueError(f"Conv2d: algorithm must be None or one of {sorted(Conv2d.ALGORITHMS)}, got {algorithm!r}")
-    if algorithm != "im2col" and not winograd.applies(shape, stride, padding):
+    if algorithm == "direct" and not direct.applies(shape, stride, padding):
+        raise ValueError(f"Conv2d: algorithm 'direct' covers stride-1 convs padded by at most kernel - 1, "
+                         f"got kernel {shape[0]}, stride {stride}, padding {padding!r}")
+    if algorithm not in ("im2col", "direct") and not winograd.applies(shape, stride, padding):
         raise ValueError(f"Conv2d: algorithm {algorithm!r} covers 3x3 stride-1 convs padded by 1 (or \"same\"), "
                          f"got kernel {shape[0]}, stride {stride}, padding {padding!r}")
     return algorithm
@@ -132,6 +138,7 @@ class Conv2d(_CachedLayer):
         "winograd_or_im2col": (winograd.conv2d_winograd_or_im2col_forward,
                                winograd.conv2d_winograd_or_im2col_backward),
         "winograd_fused": (winograd_fused.conv2d_winograd_fused_forward, winograd_fused.conv2d_winograd_fused_backward),
+        "direct": (direct.conv2d_direct_forward, direct.conv2d_direct_backward),
     }
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
