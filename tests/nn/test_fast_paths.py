@@ -17,7 +17,7 @@ from tinyeffnet.testing import compare
 
 CUSTOM = [  # block, repeats, kernel, stride, expand, in, out, se
     Stage("fused", 2, 3, 1, 1, 8, 8),           # 3x3 stride 1, thin (the direct conv when fast), residual
-    Stage("fused", 1, 3, 1, 4, 8, 12),          # 3x3 stride-1 expand conv to 32 channels (Winograd), no residual
+    Stage("fused", 1, 3, 1, 5, 8, 12),          # 3x3 stride-1 expand conv to 40 channels (Winograd), no residual
     Stage("fused", 1, 3, 2, 2, 12, 16),         # stride 2: im2col either way
     Stage("mbconv", 2, 3, 1, 2, 16, 16, 0.25),  # depthwise, SE
 ]
@@ -112,17 +112,20 @@ def test_the_printed_tree_is_what_runs():
         assert list(fast_unit._modules) == ["conv", "bn"]
         if isinstance(fast_unit.bn, nn.BatchNormSiLU):
             assert list(readable_unit._modules) == ["conv", "bn", "act"] and type(readable_unit.bn) is nn.BatchNorm2d
-    # stem (stride 2) and head (1x1) are im2col in both
-    assert "(conv): Conv2d(3, 8, kernel=3, stride=2, padding=1, algorithm=im2col)" in fast
+    # the thin stem (stride 2) is the direct conv when fast, im2col when readable; the head (1x1) im2col in both
+    assert "(conv): Conv2d(3, 8, kernel=3, stride=2, padding=1, algorithm=direct)" in fast
+    assert "(conv): Conv2d(3, 8, kernel=3, stride=2, padding=1, algorithm=im2col)" in readable
+    assert "(conv): Conv2d(16, 24, kernel=1, stride=1, padding=0, algorithm=im2col)" in fast
 
 
 @pytest.mark.parametrize("channels, kernel, stride, padding, fast, algorithm", [
-    (32, 3, 1, None, True, "winograd_or_im2col"), (32, 3, 1, 1, True, "winograd_or_im2col"),
-    (32, 3, 1, "same", True, "winograd_or_im2col"),
-    (24, 3, 1, None, True, "direct"), (8, 3, 1, "same", True, "direct"), (8, 5, 1, None, True, "direct"),
-    (8, 3, 1, 0, True, "direct"), (32, 3, 1, 0, True, "im2col"), (32, 5, 1, None, True, "im2col"),
-    (8, 3, 1, None, False, "im2col"), (32, 3, 1, None, False, "im2col"), (8, 3, 2, None, True, "im2col"),
-    (32, 3, 2, "same", True, "im2col"), (8, 1, 1, None, True, "im2col"),
+    (40, 3, 1, None, True, "winograd_or_im2col"), (40, 3, 1, 1, True, "winograd_or_im2col"),
+    (40, 3, 1, "same", True, "winograd_or_im2col"),
+    (32, 3, 1, None, True, "direct"), (8, 3, 1, "same", True, "direct"), (8, 5, 1, None, True, "direct"),
+    (8, 3, 1, 0, True, "direct"), (40, 3, 1, 0, True, "im2col"), (40, 5, 1, None, True, "im2col"),
+    (8, 3, 1, None, False, "im2col"), (40, 3, 1, None, False, "im2col"), (8, 3, 2, None, True, "direct"),
+    (8, 3, 2, "same", True, "direct"), (40, 3, 2, "same", True, "im2col"), (8, 1, 1, None, True, "im2col"),
+    (8, 3, 3, None, True, "im2col"),
 ])
 def test_conv2d_picks_its_op_pair_when_built(channels, kernel, stride, padding, fast, algorithm):
     conv = nn.Conv2d(channels, channels, kernel, stride, padding, fast=fast)
@@ -173,9 +176,9 @@ def test_a_cache_is_a_plain_attribute_and_parameters_still_register():
 
 def test_the_size_rule_runs_both_algorithms_in_one_model(monkeypatch):
     # At 48 px this model has 3x3 stride-1 maps of 24 px (stage 1: Winograd) and 12 and 6 px
-    # (stages 2 and 3: im2col), with the real WINOGRAD_MIN_SIZE; 32 channels, too wide for the direct conv.
+    # (stages 2 and 3: im2col), with the real WINOGRAD_MIN_SIZE; 40 channels, too wide for the direct conv.
     monkeypatch.setattr(winograd, "WINOGRAD_MIN_SIZE", 24)
-    stages = [Stage("fused", 1, 3, 1, 1, 32, 32), Stage("fused", 2, 3, 2, 2, 32, 32), Stage("fused", 2, 3, 2, 2, 32, 32)]
+    stages = [Stage("fused", 1, 3, 1, 1, 40, 40), Stage("fused", 2, 3, 2, 2, 40, 40), Stage("fused", 2, 3, 2, 2, 40, 40)]
 
     def build(fast):
         return EfficientNetV2(stages, num_classes=4, head_channels=32, drop_rate=0.0, drop_path_rate=0.0,

@@ -1,88 +1,119 @@
-"""Direct convolution with register blocking: stride-1 convs on thin channels, no im2col (a speed path).
+"""Direct convolution with register blocking: convs on thin channels without im2col (a speed path).
 
 The readable version is im2col + GEMM (``conv2d.py``); this op gives the same result, summed in
 another order, from the same equations written as sums over kernel taps (a, b) and channels:
 
-    y[n,i,j,co]   = sum_{a,b,ci} xpad[n, i+a, j+b, ci] * w[a,b,ci,co]                    (forward)
-    dx[n,h,v,ci]  = sum_{a,b,co} dypad[n, h+a, v+b, co] * wflip[a,b,co,ci]              (input gradient)
-    dw[a,b,ci,co] = sum_{n,i,j} xpad[n, i+a, j+b, ci] * dy[n,i,j,co]                     (weight gradient)
+    y[n,i,j,co]   = sum_{a,b,ci} xpad[n, i*S+a, j*S+b, ci] * w[a,b,ci,co]                  (forward)
+    dw[a,b,ci,co] = sum_{n,i,j} xpad[n, i*S+a, j*S+b, ci] * dy[n,i,j,co]                   (weight gradient)
+    dx[n,h,v,ci]  = sum_{a,b,co} dypad[n, h+a, v+b, co] * wflip[a,b,co,ci]      (input gradient, S = 1)
 
-The input gradient is the forward's own sum run on dy: dy zero-padded by (KH-1-top, KH-1-bottom,
-KW-1-left, KW-1-right) and the kernel flipped in space with its channel axes swapped,
+At stride 1 the input gradient is the forward's own sum run on dy: dy zero-padded by (KH-1-top,
+KH-1-bottom, KW-1-left, KW-1-right) and the kernel flipped in space with its channel axes swapped,
 ``wflip[a,b,co,ci] = w[KH-1-a, KW-1-b, ci, co]``. So two kernels do all three passes: ``correlate``
-(forward and dx) and ``weight_gradient`` (dw).
+(forward and dx) and ``weight_gradient`` (dw). At stride 2 (the stem) dx is im2col's: one GEMM
+dcol = dy w^T and the col2im gather of ``conv2d.py``, which needs no im2col of x.
 
 Why it is faster on thin channels: im2col writes a matrix nine times the size of a 3x3 conv's input,
 and backward writes another (dcol) and reads both back; on a map with 16-32 channels that traffic,
-not the arithmetic, is most of the time, and OpenBLAS is slow on matrices 16 columns wide. Here
-nothing is written but the result. Each kernel keeps a block of results in vector registers for the
+not the arithmetic, is most of the time, and BLAS is slow on matrices 16-32 columns wide. Here
+nothing is written but the result. Each kernel keeps a block of sums in vector registers for the
 whole sum (register blocking):
 
     correlate:        JB neighbouring output pixels of one row x CB output channels  (JB*CB sums)
-                      per (a, b, ci): load CB weights (one vector), broadcast JB inputs, JB FMAs
+                      per (a, b, ci): load CB weights (a vector), broadcast JB inputs, JB*CB/8 FMAs
     weight_gradient:  CIB input channels x CB output channels of dw at one tap (a, b)
-                      per pixel: load CB values of dy (one vector), broadcast CIB inputs, CIB FMAs
+                      per pixel: load CB values of dy (a vector), broadcast CIB inputs, CIB*CB/8 FMAs
 
 How the blocking reaches the machine: Numba cannot keep an array in registers, but it can keep
-scalars there, so each block size is a function whose JB*CB sums are separate local variables
-(``acc_q_c``), and the block sizes are literals in its source. Those functions are written out in
-``_direct_kernels.py`` by ``write_kernels()`` below (a test checks that the file is what this
-generator writes). LLVM's SLP vectorizer then packs the CB scalars of a pixel into vector registers;
-Numba switches that vectorizer off by default (numba PR 8852: it miscompiled some code in 2023), so
-these kernels are compiled with it on, and only these (``_superword_vectorization``), and every one
-is tested against the readable op. Measured on a 2-core Xeon (family 6, AVX-512), float32, forward
-alone in GFLOP/s, direct against im2col: 16->16 channels at 24x24, batch 64: 210 against 78;
-96->24 at 12x12 (dx of 24->96): 145 against 122; 24->24 at 64x64, batch 8: 167 against 101; but
-48->192 at 32x32: 203 against 281 (a wide GEMM is what BLAS is best at). Without the SLP vectorizer
-the same kernels ran at 25 GFLOP/s: scalar code.
+scalars there, so each block size is a function whose JB*CB sums are separate local variables, with
+the block sizes as literals. ``correlate_source(2, 2)`` shows the shape of one::
 
-Block sizes: CB = 16 output channels when they divide by 16, else 8 (other counts are padded with
-zero channels); JB = 8 pixels with 32 vector registers (AVX-512), 4 with 16 (AVX2), fewer on maps
-narrower than that; the last block of a row starts at Wo - JB and overlaps its neighbour rather than
-run past the row. The dw sums are split into row groups small enough to stay in the core's cache,
-each group writing its own partial dw (no two threads add into one array), summed at the end.
+    for a in range(kh):
+        for b in range(kw):
+            for ci in range(cin):
+                w_0 = wb[k, a, b, ci, 0]
+                w_1 = wb[k, a, b, ci, 1]
+                x_0 = xp[n, i + a, j0 + 0 + b, ci]
+                acc_0_0 += x_0 * w_0
+                acc_0_1 += x_0 * w_1
+                x_1 = xp[n, i + a, j0 + 1 + b, ci]
+                ...
 
-Scope: stride 1, any kernel size and padding up to kernel - 1 on each side (``applies``). The op:
-``conv2d_direct_forward(x, w, stride, padding)`` and ``conv2d_direct_backward(dy, cache)`` have
-the signatures of ``conv2d_forward`` / ``conv2d_backward``; their cache is a ``DirectCache``.
+These functions are written out by ``kernels_text()`` into a module in Numba's cache directory the
+first time they are needed (``kernels()``; a Numba cache needs a source file). LLVM's SLP vectorizer
+then packs the CB scalars of a pixel into vector registers. Numba switches that vectorizer off by
+default (numba PR 8852: it miscompiled some code in 2023), so these kernels compile with it on, and
+only these (``_superword_vectorization``), and every one is tested against the readable op. Without
+it the same kernels ran at 25 GFLOP/s: scalar code.
+
+Measured on a 2-core Xeon (family 6, AVX-512; LLVM uses 256-bit vectors there), float32, GFLOP/s of
+one kernel call against the GEMM on a ready im2col matrix: forward 16->16 channels at 24x24, batch
+64: 195 against 138; 24->24 at 64x64, batch 8: 229 against 159; weight gradient of the stem, 3->16
+channels, stride 2: 133 against 46; but forward 48->192 at 32x32: 222 against 299 (a wide GEMM is
+what BLAS is best at). Block sizes (``blocks``): CB, the widest of 32, 24, 16, 8 that divides the
+output channels (other counts are padded with zero channels); JB or CIB as many as the vector
+registers hold (32 of them with AVX-512, 16 with AVX2), fewer on maps narrower than a block; the
+last block of a row starts at Wo - JB and overlaps its neighbour rather than run past the row. The dw
+sums are split into row groups small enough to stay in the core's cache, each group writing its own
+partial dw (no two threads add into one array), summed at the end.
+
+Scope (``applies``): any kernel, stride 1 with padding up to kernel - 1 on each side, or stride 2 with
+any padding. A layer is built with it (``chosen_for``) for kernels above 1x1 with at most
+DIRECT_MAX_CHANNELS channels in and out. The op: ``conv2d_direct_forward(x, w, stride, padding)``
+and ``conv2d_direct_backward(dy, cache)`` have the signatures of ``conv2d_forward`` /
+``conv2d_backward``; their cache is a ``DirectCache``.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.util
 import os
+import sys
+import tempfile
 from contextlib import contextmanager
-from pathlib import Path
 
 import numba
 import numpy as np
 from numba import njit, prange
 
 from ._checks import ConvCache, check_conv_inputs, check_upstream_gradient
-from .conv2d import check_algorithm
+from .conv2d import _col2im, check_algorithm
 
-KERNELS_FILE = Path(__file__).with_name("_direct_kernels.py")
-
-# The block sizes written out in _direct_kernels.py: (JB, CB) for correlate, (CIB, CB) for weight_gradient.
-CORRELATE_BLOCKS = ((8, 16), (8, 8), (4, 16), (4, 8), (2, 16), (2, 8), (1, 16), (1, 8))
-WEIGHT_GRADIENT_BLOCKS = ((8, 16), (8, 8), (4, 16), (4, 8))
+DIRECT_MAX_CHANNELS = 32       # a fast layer takes the direct conv up to this many channels in and out
 GROUP_BYTES = 256 * 1024        # input + dy bytes per row group of the weight gradient (fits in L2)
+
+# Block sizes, by output-channel block CB: the pixels (JB) of a correlate block and the input channels
+# (CIB) of a weight-gradient block, for 32 and for 16 vector registers; the smaller JBs serve narrow maps.
+STRIDES = (1, 2)               # a literal in each kernel: an index times a runtime stride measured 2x slower
+CHANNEL_BLOCKS = (32, 24, 16, 8)
+PIXEL_BLOCKS = {32: (4, 2, 1), 24: (4, 3, 2, 1), 16: (8, 4, 2, 1), 8: (12, 8, 4, 2, 1)}
+PIXEL_BLOCK_LIMIT = {32: {32: 4, 24: 4, 16: 8, 8: 12}, 16: {32: 2, 24: 3, 16: 4, 8: 8}}
+INPUT_CHANNEL_BLOCKS = {32: (4, 2), 24: (8, 4), 16: (8, 4), 8: (16, 8)}
+INPUT_BLOCK_LIMIT = {32: {32: 4, 24: 8, 16: 8, 8: 16}, 16: {32: 2, 24: 4, 16: 4, 8: 8}}
 
 
 # ------------------------------------------------------------------------------ the generator
-def _lines(template: str, **names) -> list:
-    return [line.format(**names) for line in template.strip("\n").split("\n")]
+def _lines(template: str) -> list:
+    return template.strip("\n").split("\n")
 
 
-def correlate_source(jb: int, cb: int) -> str:
-    """The source of ``correlate_j{jb}_c{cb}(xp, wb, y)``: y = the stride-1 correlation of xp and wb.
+def _times(stride: int, index: str, grouped: bool = False) -> str:
+    """The source of index * stride, with the stride a literal (no multiply at stride 1)."""
+    if stride == 1:
+        return index
+    return f"({index}) * {stride}" if grouped else f"{index} * {stride}"
 
-    xp (N, Ho+KH-1, Wo+KW-1, Cin), already padded; wb (nb, KH, KW, Cin, CB), the weight with its
-    output channels in nb blocks of CB; y (N, Ho, Wo, nb, CB). Wo >= JB."""
-    sums = [(q, c) for q in range(jb) for c in range(cb)]
+
+def correlate_source(jb: int, cb: int, stride: int = 1) -> str:
+    """The source of ``correlate_s{stride}_j{jb}_c{cb}(xp, wb, y)``: y = the correlation of xp and wb.
+
+    xp (N, Hp, Wp, Cin), already padded; wb (nb, KH, KW, Cin, CB), the weight with its output
+    channels in nb blocks of CB; y (N, Ho, Wo, nb, CB), Wo >= JB."""
     body = _lines(f'''
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def correlate_j{jb}_c{cb}(xp, wb, y):
-    """y[n, i, j, k, c] = sum_(a, b, ci) xp[n, i+a, j+b, ci] * wb[k, a, b, ci, c], {jb} pixels x {cb} channels at a time."""
+def correlate_s{stride}_j{jb}_c{cb}(xp, wb, y):
+    """y[n, i, j, k, c] = sum_(a, b, ci) xp[n, S*i+a, S*j+b, ci] * wb[k, a, b, ci, c], S = {stride}, {jb} pixels x {cb} channels at a time."""
     n_img, ho, wo, nb, _ = y.shape
     _, kh, kw, cin, _ = wb.shape
     blocks_per_row = (wo + {jb - 1}) // {jb}
@@ -100,22 +131,21 @@ def correlate_j{jb}_c{cb}(xp, wb, y):
                     for ci in range(cin):''')
     body += [f"                        w_{c} = wb[k, a, b, ci, {c}]" for c in range(cb)]
     for q in range(jb):
-        body.append(f"                        x_{q} = xp[n, i + a, j0 + {q} + b, ci]")
+        body.append(f"                        x_{q} = xp[n, {_times(stride, 'i')} + a, {_times(stride, f'j0 + {q}', True)} + b, ci]")
         body += [f"                        acc_{q}_{c} += x_{q} * w_{c}" for c in range(cb)]
-    body += [f"            y[n, i, j0 + {q}, k, {c}] = acc_{q}_{c}" for q, c in sums]
+    body += [f"            y[n, i, j0 + {q}, k, {c}] = acc_{q}_{c}" for q in range(jb) for c in range(cb)]
     return "\n".join(body) + "\n"
 
 
-def weight_gradient_source(cib: int, cb: int) -> str:
-    """The source of ``weight_gradient_i{cib}_c{cb}(xp, dy, rows_per_group, dwp)``: partial sums of dw.
+def weight_gradient_source(cib: int, cb: int, stride: int = 1) -> str:
+    """The source of ``weight_gradient_s{stride}_i{cib}_c{cb}(xp, dy, rows_per_group, dwp)``: partial dw.
 
-    xp (N, Ho+KH-1, Wo+KW-1, ni, CIB), padded, input channels in ni blocks of CIB; dy (N, Ho, Wo, nb,
-    CB); dwp (G, ni, nb, KH, KW, CIB, CB): group g sums the output rows g*rows_per_group onwards."""
-    sums = [(r, c) for r in range(cib) for c in range(cb)]
+    xp (N, Hp, Wp, ni, CIB), padded, input channels in ni blocks of CIB; dy (N, Ho, Wo, nb, CB); dwp
+    (G, ni, nb, KH, KW, CIB, CB): group g sums the output rows g*rows_per_group onwards."""
     body = _lines(f'''
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def weight_gradient_i{cib}_c{cb}(xp, dy, rows_per_group, dwp):
-    """dwp[g, m, k, a, b, r, c] = sum over group g's pixels of xp[n, i+a, j+b, m, r] * dy[n, i, j, k, c]."""
+def weight_gradient_s{stride}_i{cib}_c{cb}(xp, dy, rows_per_group, dwp):
+    """dwp[g, m, k, a, b, r, c] = sum over group g's pixels of xp[n, S*i+a, S*j+b, m, r] * dy[n, i, j, k, c], S = {stride}."""
     n_img, ho, wo, nb, _ = dy.shape
     n_groups, ni, _, kh, kw, _, _ = dwp.shape
     rows = n_img * ho
@@ -136,17 +166,16 @@ def weight_gradient_i{cib}_c{cb}(xp, dy, rows_per_group, dwp):
                     for j in range(wo):''')
     body += [f"                        d_{c} = dy[n, i, j, k, {c}]" for c in range(cb)]
     for r in range(cib):
-        body.append(f"                        x_{r} = xp[n, i + a, j + b, m, {r}]")
+        body.append(f"                        x_{r} = xp[n, {_times(stride, 'i')} + a, {_times(stride, 'j')} + b, m, {r}]")
         body += [f"                        acc_{r}_{c} += x_{r} * d_{c}" for c in range(cb)]
-    body += [f"                dwp[g, m, k, a, b, {r}, {c}] = acc_{r}_{c}" for r, c in sums]
+    body += [f"                dwp[g, m, k, a, b, {r}, {c}] = acc_{r}_{c}" for r in range(cib) for c in range(cb)]
     return "\n".join(body) + "\n"
 
 
-KERNELS_HEADER = '''"""Register-blocked direct convolution kernels: GENERATED by tinyeffnet/ops/direct.py, do not edit.
+KERNELS_HEADER = '''"""Register-blocked direct convolution kernels, GENERATED by tinyeffnet/ops/direct.py (kernels_text).
 
-Regenerate with ``python -m tinyeffnet.ops.direct``; tests/ops/test_direct.py checks that this file is
-what the generator writes. One function per block size; the block sizes are literals so that every
-running sum is a scalar LLVM can keep in a register (ops/direct.py explains the kernels).
+Written here, in Numba's cache directory, because a Numba cache needs a source file; the file name
+carries a hash of this text, so a changed generator writes a new file. Do not edit.
 """
 from numba import njit, prange
 
@@ -157,19 +186,48 @@ FASTMATH = {"contract", "nnan", "ninf", "nsz", "arcp"}
 
 
 def kernels_text() -> str:
-    """The whole text of _direct_kernels.py."""
+    """The whole generated module: every correlate and weight-gradient block size."""
     parts = [KERNELS_HEADER]
-    parts += [correlate_source(jb, cb) for jb, cb in CORRELATE_BLOCKS]
-    parts += [weight_gradient_source(cib, cb) for cib, cb in WEIGHT_GRADIENT_BLOCKS]
+    for stride in STRIDES:
+        parts += [correlate_source(jb, cb, stride) for cb in CHANNEL_BLOCKS for jb in PIXEL_BLOCKS[cb]]
+        parts += [weight_gradient_source(cib, cb, stride) for cb in CHANNEL_BLOCKS for cib in INPUT_CHANNEL_BLOCKS[cb]]
     return "\n\n".join(parts)
 
 
-def write_kernels(path: Path = KERNELS_FILE) -> Path:
-    path.write_text(kernels_text())
-    return path
+def _kernels_directory() -> str:
+    cache = numba.config.CACHE_DIR or os.environ.get("NUMBA_CACHE_DIR")
+    if not cache:
+        from ..process import defaults
+        cache = defaults()["NUMBA_CACHE_DIR"]
+    return os.path.join(cache, "tinyeffnet_generated")
 
 
-# ------------------------------------------------------------------------------ compiling them
+@functools.lru_cache(maxsize=None)
+def kernels():
+    """The generated kernel module, written (atomically: parallel test workers share the directory)
+    and imported on first use. An unwritable cache directory falls back to a temporary one."""
+    text = kernels_text()
+    name = f"direct_kernels_{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    for directory in (_kernels_directory(), os.path.join(tempfile.gettempdir(), f"tinyeffnet-{os.getuid()}")):
+        path = os.path.join(directory, name + ".py")
+        try:
+            if not os.path.exists(path):
+                os.makedirs(directory, exist_ok=True)
+                handle, partial = tempfile.mkstemp(dir=directory, suffix=".part")
+                with os.fdopen(handle, "w") as f:
+                    f.write(text)
+                os.replace(partial, path)
+            break
+        except OSError:
+            continue
+    spec = importlib.util.spec_from_file_location(f"tinyeffnet_generated_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module    # a cached kernel names its module; loading it imports that name
+    spec.loader.exec_module(module)
+    return module
+
+
+# ------------------------------------------------------------------------------ compiling and choosing
 @contextmanager
 def _superword_vectorization():
     """Numba's SLP vectorizer on while a kernel of this file compiles (or loads from the cache)."""
@@ -182,28 +240,33 @@ def _superword_vectorization():
 
 
 def _run(name: str, *args) -> None:
-    from . import _direct_kernels
+    kernel = getattr(kernels(), name)
     with _superword_vectorization():
-        getattr(_direct_kernels, name)(*args)
+        kernel(*args)
 
 
 @functools.lru_cache(maxsize=None)
 def vector_registers() -> int:
-    """32 when Numba compiles for AVX-512 (zmm0-31), else 16: how many sums a block may keep."""
+    """32 when Numba compiles for AVX-512 (zmm0-31, ymm0-31), else 16: how many sums a block may keep."""
     from llvmlite import binding
     features = os.environ.get("NUMBA_CPU_FEATURES") or binding.get_host_cpu_features().flatten()
     return 32 if "+avx512f" in features.split(",") else 16
 
 
-def _channel_block(channels: int) -> int:
-    return 16 if channels % 16 == 0 else 8
+def blocks(cin: int, cout: int, wo: int) -> tuple:
+    """(JB, CB, CIB): the correlate block (JB pixels x CB output channels) for an output row of wo
+    pixels and the weight-gradient block (CIB input x CB output channels)."""
+    cb = next((c for c in CHANNEL_BLOCKS if cout % c == 0), 8)
+    registers = vector_registers()
+    jb = max(j for j in PIXEL_BLOCKS[cb] if j <= min(PIXEL_BLOCK_LIMIT[registers][cb], wo))
+    choices = INPUT_CHANNEL_BLOCKS[cb]
+    cib = min(INPUT_BLOCK_LIMIT[registers][cb], max(choices))
+    if cin < cib:                     # few input channels (the stem's 3): the smallest block that holds them
+        cib = min((c for c in choices if c >= cin), default=min(choices))
+    return jb, cb, cib
 
 
-def _pixel_block(width: int) -> int:
-    most = 8 if vector_registers() == 32 else 4
-    return max(jb for jb in (8, 4, 2, 1) if jb <= min(most, width))
-
-
+# ------------------------------------------------------------------------------ padding
 @njit(parallel=True, cache=True)
 def _pad_into(x, top, left, xp):
     """xp[n, top+h, left+v, c] = x[n, h, v, c]; every other entry of xp (the border, extra channels) 0."""
@@ -221,8 +284,11 @@ def _pad_into(x, top, left, xp):
 
 
 def _padded(x: np.ndarray, top: int, bottom: int, left: int, right: int, channels: int) -> np.ndarray:
-    """x (N, H, W, C) with zero rows, columns and (up to ``channels``) channels around it."""
-    n, h, width, _ = x.shape
+    """x (N, H, W, C) with zero rows, columns and (up to ``channels``) channels around it; x itself
+    when there is nothing to add."""
+    n, h, width, c = x.shape
+    if not (top or bottom or left or right) and channels == c:
+        return x
     xp = np.empty((n, top + h + bottom, left + width + right, channels), dtype=x.dtype)
     _pad_into(x, top, left, xp)
     return xp
@@ -233,50 +299,61 @@ def _round_up(value: int, multiple: int) -> int:
 
 
 # ------------------------------------------------------------------------------ the two sums
-def correlate(xp: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """The stride-1 correlation y[n,i,j,co] = sum_{a,b,ci} xp[n,i+a,j+b,ci] w[a,b,ci,co], no padding
-    added: xp (N, Hp, Wp, Cin), w (KH, KW, Cin, Cout) -> y (N, Hp-KH+1, Wp-KW+1, Cout)."""
+def correlate(xp: np.ndarray, w: np.ndarray, stride: int = 1, out_shape: tuple | None = None) -> np.ndarray:
+    """y[n,i,j,co] = sum_{a,b,ci} xp[n, i*S+a, j*S+b, ci] w[a,b,ci,co], no padding added: xp (N, Hp,
+    Wp, Cin), w (KH, KW, Cin, Cout) -> y (N, Ho, Wo, Cout), Ho = (Hp-KH)//S + 1 (or ``out_shape``'s)."""
     n, hp, wp, cin = xp.shape
     kh, kw, _, cout = w.shape
-    ho, wo = hp - kh + 1, wp - kw + 1
-    cb = _channel_block(cout)
+    ho, wo = out_shape if out_shape else ((hp - kh) // stride + 1, (wp - kw) // stride + 1)
+    jb, cb, _ = blocks(cin, cout, wo)
     wide = _round_up(cout, cb)                         # output channels padded to whole blocks
     if wide != cout:
         w = np.concatenate([w, np.zeros((kh, kw, cin, wide - cout), dtype=w.dtype)], axis=3)
     nb = wide // cb
     wb = np.ascontiguousarray(w.reshape(kh, kw, cin, nb, cb).transpose(3, 0, 1, 2, 4))  # (nb, KH, KW, Cin, CB)
     y = np.empty((n, ho, wo, nb, cb), dtype=xp.dtype)
-    jb = _pixel_block(wo)
-    _run(f"correlate_j{jb}_c{cb}", xp, wb, y)
+    _run(f"correlate_s{stride}_j{jb}_c{cb}", np.ascontiguousarray(xp), wb, y)
     y = y.reshape(n, ho, wo, wide)
     return y if wide == cout else np.ascontiguousarray(y[..., :cout])
 
 
-def weight_gradient(x: np.ndarray, dy: np.ndarray, pads: tuple, kh: int, kw: int) -> np.ndarray:
-    """dw[a,b,ci,co] = sum_{n,i,j} xpad[n,i+a,j+b,ci] dy[n,i,j,co], stride 1: x (N, H, W, Cin), pads
+def weight_gradient(x: np.ndarray, dy: np.ndarray, stride: int, pads: tuple, kh: int, kw: int) -> np.ndarray:
+    """dw[a,b,ci,co] = sum_{n,i,j} xpad[n, i*S+a, j*S+b, ci] dy[n,i,j,co]: x (N, H, W, Cin), pads
     (top, bottom, left, right), dy (N, Ho, Wo, Cout) -> dw (KH, KW, Cin, Cout)."""
     n, _, _, cin = x.shape
     _, ho, wo, cout = dy.shape
-    cib = 8 if vector_registers() == 32 else 4
-    cb = _channel_block(cout)
+    _, cb, cib = blocks(cin, cout, wo)
     cin_wide, cout_wide = _round_up(cin, cib), _round_up(cout, cb)   # zero channels to whole blocks
-    xp = _padded(x, *pads, cin_wide)                   # (N, Ho+KH-1, Wo+KW-1, Cin_wide)
-    if cout_wide != cout:
-        dy = _padded(dy, 0, 0, 0, 0, cout_wide)
+    xp = _padded(x, *pads, cin_wide)                   # (N, Hp, Wp, Cin_wide)
+    dy = _padded(dy, 0, 0, 0, 0, cout_wide)
     hp, wp = xp.shape[1:3]
     ni, nb = cin_wide // cib, cout_wide // cb
     rows = n * ho
-    row_bytes = (wp * cin_wide + wo * cout_wide) * dy.itemsize
+    row_bytes = (stride * wp * cin_wide + wo * cout_wide) * dy.itemsize
     rows_per_group = max(1, min(GROUP_BYTES // row_bytes, rows))
     while rows_per_group > 1 and -(-rows // rows_per_group) * ni * nb < 4 * numba.get_num_threads():
         rows_per_group = -(-rows_per_group // 2)       # enough tasks for every thread
     n_groups = -(-rows // rows_per_group)
     dwp = np.empty((n_groups, ni, nb, kh, kw, cib, cb), dtype=dy.dtype)
-    _run(f"weight_gradient_i{cib}_c{cb}", xp.reshape(n, hp, wp, ni, cib),
+    _run(f"weight_gradient_s{stride}_i{cib}_c{cb}", np.ascontiguousarray(xp).reshape(n, hp, wp, ni, cib),
          np.ascontiguousarray(dy).reshape(n, ho, wo, nb, cb), rows_per_group, dwp)
     dw = dwp.sum(axis=0)                               # (ni, nb, KH, KW, CIB, CB)
     dw = dw.transpose(2, 3, 0, 4, 1, 5).reshape(kh, kw, cin_wide, cout_wide)
     return np.ascontiguousarray(dw[:, :, :cin, :cout])
+
+
+def strided_input_gradient(dy: np.ndarray, w: np.ndarray, x_shape: tuple, stride: int, pads: tuple) -> np.ndarray:
+    """dx of a strided conv, as im2col's backward computes it: dcol = dy2d @ w2d^T (P, KH*KW*Cin),
+    then conv2d's col2im gather adds each entry back to the input pixel it came from."""
+    n, h, width, cin = x_shape
+    kh, kw, _, cout = w.shape
+    _, ho, wo, _ = dy.shape
+    dcol = np.empty((n * ho * wo, kh * kw * cin), dtype=dy.dtype)
+    np.matmul(dy.reshape(-1, cout), w.reshape(-1, cout).T, out=dcol)   # (P, Cout) @ (Cout, K)
+    dx = np.empty(x_shape, dtype=dy.dtype)
+    top, _, left, _ = pads
+    _col2im(dcol, kh, kw, stride, top, left, ho, wo, dx)
+    return dx
 
 
 # ------------------------------------------------------------------------------ the op
@@ -287,25 +364,30 @@ class DirectCache(ConvCache):
     algorithm = "direct"
 
 
+def _resolved(w_shape, stride: int, padding):
+    """A layer's padding option as (top, bottom, left, right), or None where it depends on the input
+    size ("same" at stride 2) or needs an odd kernel ("same" with an even one)."""
+    if isinstance(padding, str):
+        kh, kw = w_shape[:2]
+        if padding != "same" or stride != 1 or not (kh % 2 and kw % 2):
+            return None
+        return (kh // 2, kh // 2, kw // 2, kw // 2)
+    return (padding,) * 4 if isinstance(padding, (int, np.integer)) else tuple(padding)
+
+
 def applies(w_shape, stride: int, padding) -> bool:
-    """The direct kernels cover stride-1 convs padded by at most kernel - 1 on each side.
+    """The direct kernels cover stride 1 with padding up to kernel - 1 on each side (so that dx is a
+    correlation of padded dy) and stride 2 with any padding (dx by col2im).
 
     padding: the resolved (top, bottom, left, right), or a layer's option (an int, or "same": at
-    stride 1, "same" pads (K-1)/2 on each side of an odd kernel)."""
-    if len(w_shape) != 4 or stride != 1:
+    stride 1, (K-1)/2 on each side of an odd kernel; at stride 2 it depends on the input size)."""
+    if len(w_shape) != 4 or stride not in (1, 2):
         return False
+    if stride == 2:
+        return padding == "same" or _resolved(w_shape, stride, padding) is not None
+    pads = _resolved(w_shape, stride, padding)
     kh, kw = w_shape[:2]
-    if padding == "same":
-        padding = (kh // 2, kh // 2, kw // 2, kw // 2) if kh % 2 and kw % 2 else None
-    elif isinstance(padding, int):
-        padding = (padding,) * 4
-    if padding is None:
-        return False
-    top, bottom, left, right = padding
-    return max(top, bottom) <= kh - 1 and max(left, right) <= kw - 1
-
-
-DIRECT_MAX_CHANNELS = 24       # a fast layer takes the direct conv up to this many channels in and out
+    return pads is not None and max(pads[:2]) <= kh - 1 and max(pads[2:]) <= kw - 1
 
 
 def chosen_for(w_shape, stride: int, padding) -> bool:
@@ -321,40 +403,41 @@ def check_direct_inputs(x, w, stride, padding, op: str):
     x, w, stride, pads = check_conv_inputs(x, w, stride, padding, depthwise=False)
     if not applies(w.shape, stride, pads):
         raise ValueError(f"{op}: the direct conv covers stride-1 convs padded by at most kernel - 1 on each "
-                         f"side, got kernel {w.shape[0]}x{w.shape[1]}, stride {stride}, pads {pads} "
-                         f"(conv2d_forward covers every conv)")
+                         f"side and stride-2 convs, got kernel {w.shape[0]}x{w.shape[1]}, stride {stride}, "
+                         f"pads {pads} (conv2d_forward covers every conv)")
     return x, w, stride, pads
 
 
 def conv2d_direct_forward(x, w, stride=1, padding=1):
     """conv2d_forward's signature and result, by the register-blocked direct kernel.
 
-        y[n,i,j,co] = sum_{a,b,ci} xpad[n, i+a, j+b, ci] * w[a,b,ci,co]
+        y[n,i,j,co] = sum_{a,b,ci} xpad[n, i*S+a, j*S+b, ci] * w[a,b,ci,co]
 
-    x (N, H, W, Cin), w (KH, KW, Cin, Cout), stride 1, padding an int or "same" (see ``applies``).
+    x (N, H, W, Cin), w (KH, KW, Cin, Cout), stride 1 or 2, padding an int or "same" (``applies``).
     Returns y (N, Ho, Wo, Cout) and the cache: DirectCache(x, w, stride, pads), algorithm "direct".
     """
     x, w, stride, pads = check_direct_inputs(x, w, stride, padding, "conv2d_direct_forward")
-    top, bottom, left, right = pads
-    y = correlate(_padded(x, top, bottom, left, right, x.shape[3]), w)
-    return y, DirectCache(x, w, stride, pads)
+    cache = DirectCache(x, w, stride, pads)
+    _, ho, wo, _ = cache.output_shape
+    y = correlate(_padded(x, *pads, x.shape[3]), w, stride, (ho, wo))
+    return y, cache
 
 
 def conv2d_direct_backward(dy, cache: DirectCache):
     """Gradients of conv2d_direct_forward, as conv2d_backward: dx (N, H, W, Cin), dw (KH, KW, Cin, Cout).
 
-        dx = correlate(dy padded by (KH-1-top, KH-1-bottom, KW-1-left, KW-1-right), wflip)
         dw = weight_gradient(x, dy): sums of xpad * dy over the pixels
+        dx = correlate(dy padded by (KH-1-top, KH-1-bottom, KW-1-left, KW-1-right), wflip)   stride 1
+        dx = col2im(dy2d @ w2d^T)                                                            stride 2
     """
     dy = check_upstream_gradient(dy, cache)
     check_algorithm(cache, "direct", "conv2d_direct_backward")
-    x, w, _, (top, bottom, left, right) = cache
+    x, w, stride, pads = cache
     kh, kw = w.shape[:2]
+    dw = weight_gradient(x, dy, stride, pads, kh, kw)
+    if stride != 1:
+        return strided_input_gradient(dy, w, x.shape, stride, pads), dw
+    top, bottom, left, right = pads
     wflip = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))       # (KH, KW, Cout, Cin)
-    dx = correlate(_padded(dy, kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right, dy.shape[3]), wflip)
-    dw = weight_gradient(x, dy, (top, bottom, left, right), kh, kw)
-    return dx, dw
-
-
-if __name__ == "__main__":
-    print(f"wrote {write_kernels()}")
+    dy_padded = _padded(dy, kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right, dy.shape[3])
+    return correlate(dy_padded, wflip, 1, x.shape[1:3]), dw
