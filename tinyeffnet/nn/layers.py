@@ -18,8 +18,10 @@ the cache of its LAST forward for ONE backward; calling backward twice, or befor
 
 Fast paths are chosen once, when a layer is built (``fast=True``, the default; docs/DESIGN.md,
 section 5), and the module tree shows what runs:
-    Conv2d(..., fast=True)     Winograd for a 3x3 stride-1 "same" conv (``winograd.applies``), else
-                               im2col; ``algorithm`` and ``forward_op`` / ``backward_op`` say which
+    Conv2d(..., fast=True)     the direct conv for a thin conv (``direct.chosen_for``: <= 32 channels,
+                               stride 1 or 2), Winograd for another 3x3 stride-1 "same" conv
+                               (``winograd.applies``), else im2col; ``algorithm`` and
+                               ``forward_op`` / ``backward_op`` say which
     ConvBNAct(..., fast=True)  conv -> BatchNormSiLU (BN and SiLU in one op, ops/fused.py);
                                fast=False: conv -> BatchNorm2d -> SiLU, the readable chain
 With fast=False every op a learner steps into is the readable one; tests/nn/test_fast_paths.py
@@ -119,12 +121,15 @@ class Conv2d(_CachedLayer):
         y[n,i,j,co] = sum_{a,b,ci} xpad[n, i*S+a, j*S+b, ci] * w[a,b,ci,co]
 
     padding: int (symmetric, default (K-1)//2) or "same" (TensorFlow's rule, for ported weights).
-    fast: True picks "winograd_or_im2col" where Winograd F(2x2, 3x3) applies (3x3, stride 1, padding
-    1 or "same"): the transforms + GEMMs of ops/winograd.py on maps of at least 24 x 24, im2col on
-    smaller ones, where Winograd's transforms cost more than they save (``winograd.WINOGRAD_MIN_SIZE``;
-    the cache says which ran); False, or any other geometry: im2col + GEMM (ops/conv2d.py, the
-    readable op). algorithm: None (choose as above) or a name from ALGORITHMS ("winograd": Winograd
-    on every size), e.g.
+    fast: True picks "direct" for a thin conv (kernel above 1x1, at most ``direct.DIRECT_MAX_CHANNELS``
+    (32) channels in and out, stride 1 or 2: the register-blocked kernels of ops/direct.py, no
+    im2col matrix); else "winograd_or_im2col" where Winograd F(2x2, 3x3) applies (3x3, stride 1,
+    padding 1 or "same"): the transforms + GEMMs of ops/winograd.py on maps of at least 24 x 24,
+    im2col on smaller ones, where Winograd's transforms cost more than they save
+    (``winograd.WINOGRAD_MIN_SIZE``; the cache says which ran); False, or any other geometry: im2col
+    + GEMM (ops/conv2d.py, the readable op). algorithm: None (choose as above) or a name from
+    ALGORITHMS ("winograd": Winograd on every size; "direct" on any geometry ``direct.applies``
+    covers), e.g.
     "winograd_fused" (ops/winograd_fused.py, one pass per tile: faster on its own, slower inside a
     whole training step on the machines measured, so never chosen by default).
     Chosen here, once: ``algorithm`` names it, ``forward_op`` / ``backward_op`` are the pair.
