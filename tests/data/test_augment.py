@@ -128,6 +128,24 @@ def test_rotate_leaves_a_centred_round_blob_nearly_unchanged():
     assert np.abs(sheared - blob).max() > 0.05                   # a shear is not a rotation
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("h, w", [(12, 12), (7, 13), (1, 5), (48, 48)])
+def test_the_compiled_affine_resampler_gives_the_numpy_versions_bits(dtype, h, w):
+    from tinyeffnet.data import augment
+    rng = np.random.default_rng(h * 100 + w)
+    x = rng.random((h, w, 3)).astype(dtype)
+    for _ in range(20):                          # rotations, shears, shifts out of the frame, big scales
+        angle = rng.uniform(-3.2, 3.2)
+        matrix = ((np.cos(angle) * rng.uniform(0.5, 2), -np.sin(angle) + rng.uniform(-0.5, 0.5)),
+                  (np.sin(angle), np.cos(angle) * rng.uniform(0.5, 2)))
+        shift = (rng.uniform(-1.5, 1.5) * w, rng.uniform(-1.5, 1.5) * h)
+        fast, readable = augment._affine(x, matrix, shift), augment._affine_numpy(x, matrix, shift)
+        assert fast.dtype == readable.dtype == dtype
+        np.testing.assert_array_equal(fast, readable)
+    for name in ("rotate", "shear_x", "shear_y", "translate_x", "translate_y"):   # the ops use it
+        assert "_affine" in RAND_AUGMENT_OPS[name].__code__.co_names
+
+
 def test_rand_augment_batch_shapes_ranges_and_determinism():
     x = batch(5, 10, 10, 3)
     out = rand_augment(x, np.random.default_rng(0), num_layers=3, magnitude=20)
