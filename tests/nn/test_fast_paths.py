@@ -197,3 +197,51 @@ def test_the_size_rule_runs_both_algorithms_in_one_model(monkeypatch):
     rows += [compare(k, g1[k], g0[k], atol=1e-10, rtol=1e-8, scale=grad_scale) for k in g0]
     bad = [f"{row.name}: {row.error:.2e}" for row in rows if not row.ok]
     assert not bad, bad
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "readable"])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_a_backward_without_the_input_gradient_fills_the_same_parameter_gradients(name, fast):
+    # What training runs (the images need no gradient): the stem's conv computes dw alone.
+    make, shape = MODELS[name]
+    model = make(np.float64, fast)
+    x = np.random.default_rng(0).standard_normal(shape)
+    _, dx, grads, _ = _run(model, x)
+    model.zero_grad()
+    y = model(x)
+    assert model.backward(np.random.default_rng(1).standard_normal(y.shape), input_gradient=False) is None
+    assert dx.shape == x.shape
+    for key, p in model.named_parameters():
+        np.testing.assert_array_equal(p.grad, grads[key], err_msg=key)
+
+
+@pytest.mark.parametrize("algorithm, stride", [("im2col", 2), ("direct", 2), ("direct", 1), ("winograd", 1),
+                                               ("winograd_fused", 1)])
+def test_conv2d_backward_without_the_input_gradient_adds_the_same_dw(algorithm, stride):
+    rng = np.random.default_rng(5)
+    conv = nn.Conv2d(3, 8, 3, stride, rng=rng, dtype=np.float64, algorithm=algorithm)
+    x = rng.standard_normal((2, 9, 8, 3))
+    dy = rng.standard_normal(conv(x).shape)
+    dx = conv.backward(dy)
+    full = conv.weight.grad.copy()
+    conv.zero_grad()
+    conv(x)
+    assert conv.backward(dy, input_gradient=False) is None and dx.shape == x.shape
+    np.testing.assert_array_equal(conv.weight.grad, full)
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        conv.backward(dy, input_gradient=False)          # the cache is used up either way
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+def test_conv_bn_act_backward_without_the_input_gradient(depthwise):
+    rng = np.random.default_rng(6)
+    unit = nn.ConvBNAct(4, 4, 3, 2, depthwise=depthwise, rng=rng, dtype=np.float64)
+    x = rng.standard_normal((2, 7, 7, 4))
+    dy = rng.standard_normal(unit(x).shape)
+    unit.backward(dy)
+    full = {k: p.grad.copy() for k, p in unit.named_parameters()}
+    unit.zero_grad()
+    unit(x)
+    assert unit.backward(dy, input_gradient=False) is None
+    for key, p in unit.named_parameters():
+        np.testing.assert_array_equal(p.grad, full[key], err_msg=key)

@@ -5,7 +5,8 @@ Every arithmetic test runs with both block-size sets (the AVX-512 one, 8 pixels 
 block, and the AVX2 one, 4), whatever the CPU running the tests: ``block_sizes`` sets how many vector
 registers the op believes it has. Shapes cover channel counts that are not whole blocks (padded with
 zero channels) and each channel block (8, 16, 24, 32), maps narrower than a block (the small-JB
-kernels), kernels 1x1 to 5x5, padding 0 to kernel - 1, asymmetric pads, and stride 2 (the stem).
+kernels), kernels 1x1 to 5x5, padding 0 to kernel - 1, asymmetric pads, and stride 2 (the stem: the stride-1
+kernels on the four phases of its input).
 """
 import platform
 
@@ -63,20 +64,19 @@ def _direct(x, w, stride, pads, dy):
     else:                                   # asymmetric pads: the ConvCache fields, as "same" resolves them
         x, w, _, _ = direct.check_direct_inputs(x, w, stride, 0, "test")
         cache = direct.DirectCache(x, w, stride, pads)
-        y = direct.correlate(direct._padded(x, *pads, x.shape[3]), w, stride, cache.output_shape[1:3])
+        y = direct.convolve(x, w, stride, pads, cache.output_shape[1:3])
     return (y, *direct.conv2d_direct_backward(dy, cache))
 
 
 def test_every_kernel_the_op_can_pick_is_generated(block_sizes):
     module = direct.kernels()
-    for stride in direct.STRIDES:
-        for cout in (8, 16, 24, 32, 40, 48, 64, 96):
-            for cin in (1, 3, 4, 8, 16, 24):
-                for wo in range(1, 14):
-                    jb, cb, cib = direct.blocks(cin, cout, wo)
-                    assert jb <= wo and cout % cb == 0 or cb == 8
-                    assert hasattr(module, f"correlate_s{stride}_j{jb}_c{cb}")
-                    assert hasattr(module, f"weight_gradient_s{stride}_i{cib}_c{cb}")
+    for cout in (8, 16, 24, 32, 40, 48, 64, 96):
+        for cin in (1, 3, 4, 8, 12, 16, 20, 24):        # 12, 20: a stride-2 conv's phases of 3 and 5 channels
+            for wo in range(1, 14):
+                jb, cb, cib = direct.blocks(cin, cout, wo)
+                assert jb <= wo and cout % cb == 0 or cb == 8
+                assert hasattr(module, f"correlate_j{jb}_c{cb}")
+                assert hasattr(module, f"weight_gradient_i{cib}_c{cb}")
     assert direct.kernels() is module                    # generated and imported once per process
 
 
@@ -95,6 +95,28 @@ def test_the_generated_module_is_the_generators_text_in_the_cache_directory(tmp_
         assert direct.kernels().__file__.startswith(direct.tempfile.gettempdir())
     finally:
         direct.kernels.cache_clear()
+
+
+@pytest.mark.parametrize("kernel, cin, pads", [(3, 3, (1, 1, 1, 1)), (3, 2, (0, 1, 0, 1)), (5, 1, (2, 2, 2, 2)),
+                                               (4, 2, (1, 2, 0, 1)), (1, 2, (0, 0, 0, 0))])
+def test_a_stride_2_conv_is_a_stride_1_conv_on_the_phases_of_its_input(kernel, cin, pads):
+    # The identity behind the stride-2 path, on plain NumPy sums: xpad * w at stride 2 equals
+    # space_to_depth(x) * phase_weight(w) at stride 1, and unphase_weight takes phase_weight back.
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 9, 8, cin)), rng.standard_normal((kernel, kernel, cin, 3))
+    top, bottom, left, right = pads
+    xpad = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    expected, _ = reference.conv2d_forward(xpad, w, 2, 0)
+    w2 = direct.phase_weight(w)
+    half = -(-kernel // 2)
+    assert w2.shape == (half, half, 4 * cin, 3)
+    ho, wo = expected.shape[1:3]
+    xs = direct.space_to_depth(x, top, left, (ho + half - 1, wo + half - 1), 4 * cin + 1)
+    assert xs.shape == (2, ho + half - 1, wo + half - 1, 4 * cin + 1) and not xs[..., 4 * cin].any()
+    assert xs[1, 1, 2, (2 * 1 + 0) * cin] == xpad[1, 3, 4, 0]          # phase (rh, rw) = (1, 0) of pixel (1, 2)
+    phases, _ = reference.conv2d_forward(xs[..., :4 * cin], w2, 1, 0)
+    np.testing.assert_allclose(phases, expected, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(direct.unphase_weight(w2, kernel, kernel), w)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=IDS)
@@ -163,6 +185,11 @@ def test_the_cache_says_direct_and_each_backward_takes_only_its_own():
         conv2d.conv2d_backward(dy, cache)
     with pytest.raises(ValueError, match="conv2d_direct_backward: this cache was made by the im2col conv"):
         direct.conv2d_direct_backward(dy, im2col_cache)
+    with pytest.raises(ValueError, match="conv2d_weight_gradient: this cache was made by the direct conv"):
+        conv2d.conv2d_weight_gradient(dy, cache)
+    with pytest.raises(ValueError, match="conv2d_direct_weight_gradient: this cache was made by the im2col"):
+        direct.conv2d_direct_weight_gradient(dy, im2col_cache)
+    np.testing.assert_array_equal(direct.conv2d_direct_weight_gradient(dy, cache), direct.conv2d_direct_backward(dy, cache)[1])
 
 
 @pytest.mark.parametrize("w_shape, stride, padding", [((3, 3, 2, 2), 3, 1), ((3, 3, 2, 2), 1, 3),
@@ -207,9 +234,9 @@ def test_which_geometries_take_the_direct_conv(w_shape, stride, padding, applies
 
 def test_the_superword_vectorizer_is_on_only_while_a_kernel_compiles(monkeypatch):
     seen = []
-    monkeypatch.setattr(direct.kernels(), "correlate_s1_j1_c8", lambda *args: seen.append(numba.config.SLP_VECTORIZE))
+    monkeypatch.setattr(direct.kernels(), "correlate_j1_c8", lambda *args: seen.append(numba.config.SLP_VECTORIZE))
     before = numba.config.SLP_VECTORIZE
-    direct._run("correlate_s1_j1_c8")
+    direct._run("correlate_j1_c8")
     assert seen == [1] and numba.config.SLP_VECTORIZE == before
 
 
@@ -217,7 +244,7 @@ def test_with_the_superword_vectorizer_the_sums_are_vector_fmas():
     # What the register blocking is for: the 16 sums of a pixel become packed multiply-adds. Compiled
     # here afresh (a cached kernel cannot be inspected), the way direct._run compiles the real one.
     module = direct.kernels()
-    fresh = njit(parallel=True, fastmath=module.FASTMATH)(module.correlate_s1_j4_c16.py_func)
+    fresh = njit(parallel=True, fastmath=module.FASTMATH)(module.correlate_j4_c16.py_func)
     xp, wb, y = np.zeros((1, 3, 6, 2), np.float32), np.zeros((1, 3, 3, 2, 16), np.float32), np.zeros((1, 1, 4, 1, 16), np.float32)
     with direct._superword_vectorization():
         fresh(xp, wb, y)

@@ -80,7 +80,7 @@ def tinyeffnet_step(net, size: int, batch: int):
         logits = net(x)
         loss, dlogits = ops.softmax_cross_entropy(logits, labels)
         net.zero_grad()
-        net.backward(dlogits)
+        net.backward(dlogits, input_gradient=False)   # PyTorch's input has no requires_grad either
         optimizer.step()
         return float(loss)
 

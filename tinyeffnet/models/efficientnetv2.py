@@ -171,13 +171,15 @@ class EfficientNetV2(Module):
         features = self.dropout(self.pool(h))     # (N, Ch)
         return self.classifier(features)          # (N, classes)
 
-    def backward(self, dlogits):
-        """Backward of the whole network: fills every parameter's .grad, returns dx (N, H, W, 3)."""
+    def backward(self, dlogits, input_gradient: bool = True):
+        """Backward of the whole network: fills every parameter's .grad, returns dx (N, H, W, 3).
+        input_gradient=False: returns None, and the stem computes only its weight gradient (training
+        needs no gradient of the image; the stem's dx was ~2% of the main job's step)."""
         d_features = self.dropout.backward(self.classifier.backward(dlogits))  # (N, Ch)
         dh = self.head.backward(self.pool.backward(d_features))                # (N, h, w, last out_ch)
         for stage in reversed(list(self.stages)):
             dh = stage.backward(dh)
-        return self.stem.backward(dh)             # (N, H, W, 3)
+        return self.stem.backward(dh, input_gradient)  # (N, H, W, 3)
 
     def extra_repr(self) -> str:
         blocks = sum(stage.repeats for stage in self.config)

@@ -45,6 +45,7 @@ import numpy as np
 from .. import backend
 from .. import ops as cpu_ops
 from ..ops import direct, winograd, winograd_fused
+from ..ops.conv2d import conv2d_weight_gradient
 from ..ops._checks import (check_bool, check_dtype, check_eps, check_int, check_momentum, check_padding_option,
                            check_probability, check_rng, check_stride)
 from .module import Module
@@ -145,6 +146,9 @@ class Conv2d(_CachedLayer):
         "winograd_fused": (winograd_fused.conv2d_winograd_fused_forward, winograd_fused.conv2d_winograd_fused_backward),
         "direct": (direct.conv2d_direct_forward, direct.conv2d_direct_backward),
     }
+    # algorithm -> the op that computes dw alone (backward with input_gradient=False); the others
+    # compute dx too and drop it
+    WEIGHT_GRADIENT_OPS = {"im2col": conv2d_weight_gradient, "direct": direct.conv2d_direct_weight_gradient}
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding=None, rng=None, dtype=np.float32, fast: bool = True, algorithm: str | None = None):
@@ -167,12 +171,17 @@ class Conv2d(_CachedLayer):
         y, self._cache = forward_op(x, self.weight.data, self.stride, self.padding)
         return y  # (N, Ho, Wo, Cout)
 
-    def backward(self, dy):
+    def backward(self, dy, input_gradient: bool = True):
+        """dx (N, H, W, Cin), and dw added to weight.grad. input_gradient=False: dw only, returns None
+        (the stem, whose input is the image: what PyTorch skips for an input without requires_grad)."""
         ops = backend.ops_for(dy)
+        if not input_gradient and ops is cpu_ops and self.algorithm in self.WEIGHT_GRADIENT_OPS:
+            self.weight.accumulate(self.WEIGHT_GRADIENT_OPS[self.algorithm](dy, self._take_cache()))
+            return None
         backward_op = self.backward_op if ops is cpu_ops else ops.conv2d_backward
         dx, dw = backward_op(dy, self._take_cache())
         self.weight.accumulate(dw)
-        return dx  # (N, H, W, Cin)
+        return dx if input_gradient else None  # (N, H, W, Cin)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel={self.kernel_size}, stride={self.stride}, "
@@ -440,7 +449,12 @@ class ConvBNAct(Module):
         h = self.bn(self.conv(x))  # (N, Ho, Wo, Cout); a BatchNormSiLU ends in the SiLU itself
         return self.act(h) if self.act is not None else h
 
-    def backward(self, dy):
+    def backward(self, dy, input_gradient: bool = True):
+        """dx, or None with input_gradient=False (the conv then computes only its weight gradient)."""
         if self.act is not None:
             dy = self.act.backward(dy)
-        return self.conv.backward(self.bn.backward(dy))
+        dh = self.bn.backward(dy)
+        if isinstance(self.conv, Conv2d):
+            return self.conv.backward(dh, input_gradient)
+        dx = self.conv.backward(dh)
+        return dx if input_gradient else None

@@ -168,6 +168,25 @@ def conv2d_forward(x, w, stride=1, padding=0):
     return y2d.reshape(n, ho, wo, cout), cache
 
 
+def conv2d_weight_gradient(dy, cache: Im2colCache):
+    """The weight gradient alone (a layer whose input needs no gradient: the stem): one GEMM.
+
+        dw2d = col.T @ dy2d   (K, P) @ (P, Cout)
+
+    dy: (N, Ho, Wo, Cout). Returns dw (KH, KW, Cin, Cout). The cache is not consumed (conv2d_backward
+    calls this, then computes dx from the same cache).
+    """
+    dy = check_upstream_gradient(dy, cache)
+    check_algorithm(cache, "im2col", "conv2d_weight_gradient")
+    x, w, stride, pads = cache
+    kh, kw, cin, cout = w.shape
+    _, ho, wo, _ = dy.shape
+    col = _build_col(x, w, stride, pads, ho, wo)  # (P, K)
+    dw2d = np.empty((kh * kw * cin, cout), dtype=x.dtype)  # (K, Cout)
+    np.matmul(col.T, dy.reshape(-1, cout), out=dw2d)  # (K, P) @ (P, Cout)
+    return dw2d.reshape(kh, kw, cin, cout)
+
+
 def conv2d_backward(dy, cache: Im2colCache):
     """Gradients of the dense convolution: two GEMMs and col2im.
 
@@ -178,16 +197,13 @@ def conv2d_backward(dy, cache: Im2colCache):
     """
     dy = check_upstream_gradient(dy, cache)
     check_algorithm(cache, "im2col", "conv2d_backward")
+    dw = conv2d_weight_gradient(dy, cache)  # (KH, KW, Cin, Cout)
     x, w, stride, pads = cache
     n, h, width, cin = x.shape
     kh, kw, _, cout = w.shape
     _, ho, wo, _ = dy.shape
     dy2d = dy.reshape(n * ho * wo, cout)  # (P, Cout)
     w2d = w.reshape(kh * kw * cin, cout)  # (K, Cout)
-    col = _build_col(x, w, stride, pads, ho, wo)  # (P, K)
-
-    dw2d = np.empty((kh * kw * cin, cout), dtype=x.dtype)  # (K, Cout)
-    np.matmul(col.T, dy2d, out=dw2d)  # (K, P) @ (P, Cout)
     dcol = np.empty((n * ho * wo, kh * kw * cin), dtype=x.dtype)  # (P, K)
     np.matmul(dy2d, w2d.T, out=dcol)  # (P, Cout) @ (Cout, K)
 
@@ -201,4 +217,4 @@ def conv2d_backward(dy, cache: Im2colCache):
         dx = np.empty_like(x)  # (N, H, W, Cin), every entry written by _col2im
         top, _, left, _ = pads
         _col2im(dcol, kh, kw, stride, top, left, ho, wo, dx)
-    return dx, dw2d.reshape(kh, kw, cin, cout)
+    return dx, dw

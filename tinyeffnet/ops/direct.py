@@ -10,7 +10,18 @@ another order, from the same equations written as sums over kernel taps (a, b) a
 At stride 1 the input gradient is the forward's own sum run on dy: dy zero-padded by (KH-1-top,
 KH-1-bottom, KW-1-left, KW-1-right) and the kernel flipped in space with its channel axes swapped,
 ``wflip[a,b,co,ci] = w[KH-1-a, KW-1-b, ci, co]``. So two kernels do all three passes: ``correlate``
-(forward and dx) and ``weight_gradient`` (dw). At stride 2 (the stem) dx is im2col's: one GEMM
+(forward and dx) and ``weight_gradient`` (dw), both at stride 1.
+
+Stride 2 (the stem) runs on the same stride-1 kernels, by space-to-depth: write each input row and
+column index as 2i + r, r in {0, 1}, and a tap as a = 2b + r; then
+
+    sum_{a,e} xpad[2i+a, 2j+e] w[a,e] = sum_{b,d} xs[i+b, j+d] w2[b,d],
+    xs[i, j, (2*rh+rw)*Cin + c] = xpad[2i+rh, 2j+rw, c],   w2[b, d, (2*rh+rw)*Cin + c] = w[2b+rh, 2d+rw, c]
+
+(w2 is 0 where 2b+rh >= KH): a stride-2 KxK conv on Cin channels is a stride-1 ceil(K/2)-square conv
+on the four phases of the input, 4*Cin channels (``space_to_depth``, ``phase_weight``); dw is the
+stride-1 weight gradient on the phases, read back through ``unphase_weight``. So the stem compiles no
+kernels of its own (each generated kernel costs 4-5 s to compile). At stride 2 dx is im2col's: one GEMM
 dcol = dy w^T and the col2im gather of ``conv2d.py``, which needs no im2col of x.
 
 Why it is faster on thin channels: im2col writes a matrix nine times the size of a 3x3 conv's input,
@@ -85,7 +96,6 @@ GROUP_BYTES = 256 * 1024        # input + dy bytes per row group of the weight g
 
 # Block sizes, by output-channel block CB: the pixels (JB) of a correlate block and the input channels
 # (CIB) of a weight-gradient block, for 32 and for 16 vector registers; the smaller JBs serve narrow maps.
-STRIDES = (1, 2)               # a literal in each kernel: an index times a runtime stride measured 2x slower
 CHANNEL_BLOCKS = (32, 24, 16, 8)
 PIXEL_BLOCKS = {32: (4, 2, 1), 24: (4, 3, 2, 1), 16: (8, 4, 2, 1), 8: (12, 8, 4, 2, 1)}
 PIXEL_BLOCK_LIMIT = {32: {32: 4, 24: 4, 16: 8, 8: 12}, 16: {32: 2, 24: 3, 16: 4, 8: 8}}
@@ -99,22 +109,15 @@ def _lines(template: str) -> list:
     return template.strip("\n").split("\n")
 
 
-def _times(stride: int, index: str, grouped: bool = False) -> str:
-    """The source of index * stride, with the stride a literal (no multiply at stride 1)."""
-    if stride == 1:
-        return index
-    return f"({index}) * {stride}" if grouped else f"{index} * {stride}"
-
-
-def correlate_source(jb: int, cb: int, stride: int = 1) -> str:
-    """The source of ``correlate_s{stride}_j{jb}_c{cb}(xp, wb, y)``: y = the correlation of xp and wb.
+def correlate_source(jb: int, cb: int) -> str:
+    """The source of ``correlate_j{jb}_c{cb}(xp, wb, y)``: y = the correlation of xp and wb (stride 1).
 
     xp (N, Hp, Wp, Cin), already padded; wb (nb, KH, KW, Cin, CB), the weight with its output
     channels in nb blocks of CB; y (N, Ho, Wo, nb, CB), Wo >= JB."""
     body = _lines(f'''
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def correlate_s{stride}_j{jb}_c{cb}(xp, wb, y):
-    """y[n, i, j, k, c] = sum_(a, b, ci) xp[n, S*i+a, S*j+b, ci] * wb[k, a, b, ci, c], S = {stride},
+def correlate_j{jb}_c{cb}(xp, wb, y):
+    """y[n, i, j, k, c] = sum_(a, b, ci) xp[n, i+a, j+b, ci] * wb[k, a, b, ci, c],
     {jb} pixels x {cb} channels at a time."""
     n_img, ho, wo, nb, _ = y.shape
     _, kh, kw, cin, _ = wb.shape
@@ -133,23 +136,21 @@ def correlate_s{stride}_j{jb}_c{cb}(xp, wb, y):
                     for ci in range(cin):''')
     body += [f"                        w_{c} = wb[k, a, b, ci, {c}]" for c in range(cb)]
     for q in range(jb):
-        row, column = _times(stride, "i"), _times(stride, f"j0 + {q}", True)
-        body.append(f"                        x_{q} = xp[n, {row} + a, {column} + b, ci]")
+        body.append(f"                        x_{q} = xp[n, i + a, j0 + {q} + b, ci]")
         body += [f"                        acc_{q}_{c} += x_{q} * w_{c}" for c in range(cb)]
     body += [f"            y[n, i, j0 + {q}, k, {c}] = acc_{q}_{c}" for q in range(jb) for c in range(cb)]
     return "\n".join(body) + "\n"
 
 
-def weight_gradient_source(cib: int, cb: int, stride: int = 1) -> str:
-    """The source of ``weight_gradient_s{stride}_i{cib}_c{cb}(xp, dy, rows_per_group, dwp)``: partial dw.
+def weight_gradient_source(cib: int, cb: int) -> str:
+    """The source of ``weight_gradient_i{cib}_c{cb}(xp, dy, rows_per_group, dwp)``: partial dw (stride 1).
 
     xp (N, Hp, Wp, ni, CIB), padded, input channels in ni blocks of CIB; dy (N, Ho, Wo, nb, CB); dwp
     (G, ni, nb, KH, KW, CIB, CB): group g sums the output rows g*rows_per_group onwards."""
     body = _lines(f'''
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def weight_gradient_s{stride}_i{cib}_c{cb}(xp, dy, rows_per_group, dwp):
-    """dwp[g, m, k, a, b, r, c] = sum over group g's pixels of xp[n, S*i+a, S*j+b, m, r] * dy[n, i, j, k, c],
-    S = {stride}."""
+def weight_gradient_i{cib}_c{cb}(xp, dy, rows_per_group, dwp):
+    """dwp[g, m, k, a, b, r, c] = sum over group g's pixels of xp[n, i+a, j+b, m, r] * dy[n, i, j, k, c]."""
     n_img, ho, wo, nb, _ = dy.shape
     n_groups, ni, _, kh, kw, _, _ = dwp.shape
     rows = n_img * ho
@@ -170,8 +171,7 @@ def weight_gradient_s{stride}_i{cib}_c{cb}(xp, dy, rows_per_group, dwp):
                     for j in range(wo):''')
     body += [f"                        d_{c} = dy[n, i, j, k, {c}]" for c in range(cb)]
     for r in range(cib):
-        row, column = _times(stride, "i"), _times(stride, "j")
-        body.append(f"                        x_{r} = xp[n, {row} + a, {column} + b, m, {r}]")
+        body.append(f"                        x_{r} = xp[n, i + a, j + b, m, {r}]")
         body += [f"                        acc_{r}_{c} += x_{r} * d_{c}" for c in range(cb)]
     body += [f"                dwp[g, m, k, a, b, {r}, {c}] = acc_{r}_{c}" for r in range(cib) for c in range(cb)]
     return "\n".join(body) + "\n"
@@ -193,9 +193,8 @@ FASTMATH = {"contract", "nnan", "ninf", "nsz", "arcp"}
 def kernels_text() -> str:
     """The whole generated module: every correlate and weight-gradient block size."""
     parts = [KERNELS_HEADER]
-    for stride in STRIDES:
-        parts += [correlate_source(jb, cb, stride) for cb in CHANNEL_BLOCKS for jb in PIXEL_BLOCKS[cb]]
-        parts += [weight_gradient_source(cib, cb, stride) for cb in CHANNEL_BLOCKS for cib in INPUT_CHANNEL_BLOCKS[cb]]
+    parts += [correlate_source(jb, cb) for cb in CHANNEL_BLOCKS for jb in PIXEL_BLOCKS[cb]]
+    parts += [weight_gradient_source(cib, cb) for cb in CHANNEL_BLOCKS for cib in INPUT_CHANNEL_BLOCKS[cb]]
     return "\n\n".join(parts)
 
 
@@ -271,21 +270,27 @@ def blocks(cin: int, cout: int, wo: int) -> tuple:
     return jb, cb, cib
 
 
-# ------------------------------------------------------------------------------ padding
+# ------------------------------------------------------------------------------ padding, space-to-depth
 @njit(parallel=True, cache=True)
 def _pad_into(x, top, left, xp):
-    """xp[n, top+h, left+v, c] = x[n, h, v, c]; every other entry of xp (the border, extra channels) 0."""
+    """xp[n, top+h, left+v, c] = x[n, h, v, c]; every other entry of xp (the border, extra channels) 0.
+    Row by row, the copy apart from the zeros (a test per entry ran at a third of the speed)."""
     n_img, h_in, w_in, c_in = x.shape
     _, h_out, w_out, c_out = xp.shape
     zero = xp.dtype.type(0)
     for row in prange(n_img * h_out):  # one padded row (n, r) per iteration
-        n = row // h_out
-        h = row % h_out - top
-        for v in range(w_out):
-            u = v - left
-            inside = 0 <= h < h_in and 0 <= u < w_in
-            for c in range(c_out):
-                xp[n, row % h_out, v, c] = x[n, h, u, c] if inside and c < c_in else zero
+        n, r = row // h_out, row % h_out
+        h = r - top
+        if h < 0 or h >= h_in:
+            xp[n, r] = zero
+            continue
+        xp[n, r, :left] = zero
+        xp[n, r, left + w_in:] = zero
+        for u in range(w_in):
+            for c in range(c_in):
+                xp[n, r, left + u, c] = x[n, h, u, c]
+            for c in range(c_in, c_out):
+                xp[n, r, left + u, c] = zero
 
 
 def _padded(x: np.ndarray, top: int, bottom: int, left: int, right: int, channels: int) -> np.ndarray:
@@ -299,17 +304,75 @@ def _padded(x: np.ndarray, top: int, bottom: int, left: int, right: int, channel
     return xp
 
 
+@njit(parallel=True, cache=True)
+def _space_to_depth_into(x, top, left, xs):
+    """xs[n, i, j, (2*rh + rw)*C + c] = xpad[n, 2i+rh, 2j+rw, c] for the four phases rh, rw in {0, 1},
+    xpad being x with ``top`` rows and ``left`` columns of zeros before it and zeros after it; the
+    channels of xs past 4C are 0."""
+    n_img, h_in, w_in, c_in = x.shape
+    _, h_out, w_out, c_out = xs.shape
+    zero = xs.dtype.type(0)
+    for row in prange(n_img * h_out):  # one row (n, i) of xs per iteration
+        n, i = row // h_out, row % h_out
+        for j in range(w_out):
+            for rh in range(2):
+                h = 2 * i + rh - top
+                for rw in range(2):
+                    v = 2 * j + rw - left
+                    first = (2 * rh + rw) * c_in
+                    if 0 <= h < h_in and 0 <= v < w_in:
+                        for c in range(c_in):
+                            xs[n, i, j, first + c] = x[n, h, v, c]
+                    else:
+                        for c in range(c_in):
+                            xs[n, i, j, first + c] = zero
+            for q in range(4 * c_in, c_out):
+                xs[n, i, j, q] = zero
+
+
+def space_to_depth(x: np.ndarray, top: int, left: int, size: tuple, channels: int) -> np.ndarray:
+    """x (N, H, W, C), padded by (top, left) -> xs (N, size[0], size[1], channels >= 4C): the four
+    stride-2 phases of the padded input side by side in the channels (``_space_to_depth_into``)."""
+    xs = np.empty((x.shape[0], *size, channels), dtype=x.dtype)
+    _space_to_depth_into(x, top, left, xs)
+    return xs
+
+
+def phase_weight(w: np.ndarray) -> np.ndarray:
+    """The stride-1 kernel over ``space_to_depth``'s phases that a stride-2 kernel is:
+
+        w2[b, d, (2*rh + rw)*Cin + c, co] = w[2b+rh, 2d+rw, c, co]   (0 where 2b+rh >= KH or 2d+rw >= KW)
+
+    w (KH, KW, Cin, Cout) -> w2 (ceil(KH/2), ceil(KW/2), 4*Cin, Cout). Then for every output pixel
+    sum_{a,e} xpad[2i+a, 2j+e] w[a,e] = sum_{b,d} xs[i+b, j+d] w2[b,d]: a stride-2 conv is a stride-1
+    conv with a kernel half the size on four times the channels (the 3x3 stem: 2x2 on 12)."""
+    kh, kw, cin, cout = w.shape
+    kh2, kw2 = -(-kh // 2), -(-kw // 2)
+    whole = np.zeros((2 * kh2, 2 * kw2, cin, cout), dtype=w.dtype)
+    whole[:kh, :kw] = w
+    w2 = whole.reshape(kh2, 2, kw2, 2, cin, cout).transpose(0, 2, 1, 3, 4, 5)   # (b, d, rh, rw, Cin, Cout)
+    return np.ascontiguousarray(w2.reshape(kh2, kw2, 4 * cin, cout))
+
+
+def unphase_weight(w2: np.ndarray, kh: int, kw: int) -> np.ndarray:
+    """``phase_weight``'s inverse (the gradient of dw flows back the same way): w2 (KH2, KW2, 4*Cin,
+    Cout) -> w (KH, KW, Cin, Cout); the entries that stand for taps past the kernel are dropped."""
+    kh2, kw2, c4, cout = w2.shape
+    whole = w2.reshape(kh2, kw2, 2, 2, c4 // 4, cout).transpose(0, 2, 1, 3, 4, 5)  # (b, rh, d, rw, Cin, Cout)
+    return np.ascontiguousarray(whole.reshape(2 * kh2, 2 * kw2, c4 // 4, cout)[:kh, :kw])
+
+
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
 # ------------------------------------------------------------------------------ the two sums
-def correlate(xp: np.ndarray, w: np.ndarray, stride: int = 1, out_shape: tuple | None = None) -> np.ndarray:
-    """y[n,i,j,co] = sum_{a,b,ci} xp[n, i*S+a, j*S+b, ci] w[a,b,ci,co], no padding added: xp (N, Hp,
-    Wp, Cin), w (KH, KW, Cin, Cout) -> y (N, Ho, Wo, Cout), Ho = (Hp-KH)//S + 1 (or ``out_shape``'s)."""
+def correlate(xp: np.ndarray, w: np.ndarray, out_shape: tuple | None = None) -> np.ndarray:
+    """y[n,i,j,co] = sum_{a,b,ci} xp[n, i+a, j+b, ci] w[a,b,ci,co], no padding added, stride 1: xp (N,
+    Hp, Wp, Cin), w (KH, KW, Cin, Cout) -> y (N, Ho, Wo, Cout), Ho = Hp-KH+1 (or ``out_shape``'s)."""
     n, hp, wp, cin = xp.shape
     kh, kw, _, cout = w.shape
-    ho, wo = out_shape if out_shape else ((hp - kh) // stride + 1, (wp - kw) // stride + 1)
+    ho, wo = out_shape if out_shape else (hp - kh + 1, wp - kw + 1)
     jb, cb, _ = blocks(cin, cout, wo)
     wide = _round_up(cout, cb)                         # output channels padded to whole blocks
     if wide != cout:
@@ -317,34 +380,58 @@ def correlate(xp: np.ndarray, w: np.ndarray, stride: int = 1, out_shape: tuple |
     nb = wide // cb
     wb = np.ascontiguousarray(w.reshape(kh, kw, cin, nb, cb).transpose(3, 0, 1, 2, 4))  # (nb, KH, KW, Cin, CB)
     y = np.empty((n, ho, wo, nb, cb), dtype=xp.dtype)
-    _run(f"correlate_s{stride}_j{jb}_c{cb}", np.ascontiguousarray(xp), wb, y)
+    _run(f"correlate_j{jb}_c{cb}", np.ascontiguousarray(xp), wb, y)
     y = y.reshape(n, ho, wo, wide)
     return y if wide == cout else np.ascontiguousarray(y[..., :cout])
 
 
-def weight_gradient(x: np.ndarray, dy: np.ndarray, stride: int, pads: tuple, kh: int, kw: int) -> np.ndarray:
-    """dw[a,b,ci,co] = sum_{n,i,j} xpad[n, i*S+a, j*S+b, ci] dy[n,i,j,co]: x (N, H, W, Cin), pads
-    (top, bottom, left, right), dy (N, Ho, Wo, Cout) -> dw (KH, KW, Cin, Cout)."""
-    n, _, _, cin = x.shape
-    _, ho, wo, cout = dy.shape
-    _, cb, cib = blocks(cin, cout, wo)
-    cin_wide, cout_wide = _round_up(cin, cib), _round_up(cout, cb)   # zero channels to whole blocks
-    xp = _padded(x, *pads, cin_wide)                   # (N, Hp, Wp, Cin_wide)
-    dy = _padded(dy, 0, 0, 0, 0, cout_wide)
-    hp, wp = xp.shape[1:3]
+def convolve(x: np.ndarray, w: np.ndarray, stride: int, pads: tuple, out_shape: tuple) -> np.ndarray:
+    """The forward, y[n,i,j,co] = sum_{a,b,ci} xpad[n, i*S+a, j*S+b, ci] w[a,b,ci,co]: x (N, H, W,
+    Cin), pads (top, bottom, left, right), out_shape (Ho, Wo) -> y (N, Ho, Wo, Cout). Stride 1
+    correlates the padded input; stride 2 correlates its ``space_to_depth`` with ``phase_weight(w)``."""
+    if stride == 1:
+        return correlate(_padded(x, *pads, x.shape[3]), w, out_shape)
+    w2 = phase_weight(w)
+    ho, wo = out_shape
+    xs = space_to_depth(x, pads[0], pads[2], (ho + w2.shape[0] - 1, wo + w2.shape[1] - 1), w2.shape[2])
+    return correlate(xs, w2, out_shape)
+
+
+def _weight_gradient_sums(xp: np.ndarray, dy: np.ndarray, kh: int, kw: int, cib: int, cb: int) -> np.ndarray:
+    """dw[a,b,ci,co] = sum_{n,i,j} xp[n, i+a, j+b, ci] dy[n,i,j,co] (stride 1, xp already padded,
+    its channels a multiple of CIB; dy's a multiple of CB) -> dw (KH, KW, Cin_p, Cout_p)."""
+    n, hp, wp, cin_wide = xp.shape
+    _, ho, wo, cout_wide = dy.shape
     ni, nb = cin_wide // cib, cout_wide // cb
     rows = n * ho
-    row_bytes = (stride * wp * cin_wide + wo * cout_wide) * dy.itemsize
+    row_bytes = (wp * cin_wide + wo * cout_wide) * dy.itemsize
     rows_per_group = max(1, min(GROUP_BYTES // row_bytes, rows))
     while rows_per_group > 1 and -(-rows // rows_per_group) * ni * nb < 4 * numba.get_num_threads():
         rows_per_group = -(-rows_per_group // 2)       # enough tasks for every thread
     n_groups = -(-rows // rows_per_group)
     dwp = np.empty((n_groups, ni, nb, kh, kw, cib, cb), dtype=dy.dtype)
-    _run(f"weight_gradient_s{stride}_i{cib}_c{cb}", np.ascontiguousarray(xp).reshape(n, hp, wp, ni, cib),
+    _run(f"weight_gradient_i{cib}_c{cb}", np.ascontiguousarray(xp).reshape(n, hp, wp, ni, cib),
          np.ascontiguousarray(dy).reshape(n, ho, wo, nb, cb), rows_per_group, dwp)
     dw = dwp.sum(axis=0)                               # (ni, nb, KH, KW, CIB, CB)
-    dw = dw.transpose(2, 3, 0, 4, 1, 5).reshape(kh, kw, cin_wide, cout_wide)
-    return np.ascontiguousarray(dw[:, :, :cin, :cout])
+    return dw.transpose(2, 3, 0, 4, 1, 5).reshape(kh, kw, cin_wide, cout_wide)
+
+
+def weight_gradient(x: np.ndarray, dy: np.ndarray, stride: int, pads: tuple, kh: int, kw: int) -> np.ndarray:
+    """dw[a,b,ci,co] = sum_{n,i,j} xpad[n, i*S+a, j*S+b, ci] dy[n,i,j,co]: x (N, H, W, Cin), pads
+    (top, bottom, left, right), dy (N, Ho, Wo, Cout) -> dw (KH, KW, Cin, Cout). Stride 2 sums over
+    ``space_to_depth``'s phases (the gradient of ``phase_weight(w)``) and takes dw back out of it."""
+    cin, (_, ho, wo, cout) = x.shape[3], dy.shape
+    if stride == 1:
+        _, cb, cib = blocks(cin, cout, wo)
+        xp = _padded(x, *pads, _round_up(cin, cib))    # (N, Hp, Wp, Cin_p): zero channels to whole blocks
+        dy_wide = _padded(dy, 0, 0, 0, 0, _round_up(cout, cb))
+        return np.ascontiguousarray(_weight_gradient_sums(xp, dy_wide, kh, kw, cib, cb)[:, :, :cin, :cout])
+    kh2, kw2 = -(-kh // 2), -(-kw // 2)
+    _, cb, cib = blocks(4 * cin, cout, wo)
+    xs = space_to_depth(x, pads[0], pads[2], (ho + kh2 - 1, wo + kw2 - 1), _round_up(4 * cin, cib))
+    dy_wide = _padded(dy, 0, 0, 0, 0, _round_up(cout, cb))
+    dw2 = _weight_gradient_sums(xs, dy_wide, kh2, kw2, cib, cb)[:, :, :4 * cin, :cout]
+    return unphase_weight(dw2, kh, kw)
 
 
 def strided_input_gradient(dy: np.ndarray, w: np.ndarray, x_shape: tuple, stride: int, pads: tuple) -> np.ndarray:
@@ -424,8 +511,17 @@ def conv2d_direct_forward(x, w, stride=1, padding=1):
     x, w, stride, pads = check_direct_inputs(x, w, stride, padding, "conv2d_direct_forward")
     cache = DirectCache(x, w, stride, pads)
     _, ho, wo, _ = cache.output_shape
-    y = correlate(_padded(x, *pads, x.shape[3]), w, stride, (ho, wo))
+    y = convolve(x, w, stride, pads, (ho, wo))
     return y, cache
+
+
+def conv2d_direct_weight_gradient(dy, cache: DirectCache):
+    """The weight gradient alone, dw (KH, KW, Cin, Cout) = weight_gradient(x, dy), for a layer whose
+    input needs no gradient (the stem: the image). The cache is not consumed."""
+    dy = check_upstream_gradient(dy, cache)
+    check_algorithm(cache, "direct", "conv2d_direct_weight_gradient")
+    x, w, stride, pads = cache
+    return weight_gradient(x, dy, stride, pads, *w.shape[:2])
 
 
 def conv2d_direct_backward(dy, cache: DirectCache):
@@ -437,12 +533,12 @@ def conv2d_direct_backward(dy, cache: DirectCache):
     """
     dy = check_upstream_gradient(dy, cache)
     check_algorithm(cache, "direct", "conv2d_direct_backward")
+    dw = conv2d_direct_weight_gradient(dy, cache)
     x, w, stride, pads = cache
-    kh, kw = w.shape[:2]
-    dw = weight_gradient(x, dy, stride, pads, kh, kw)
     if stride != 1:
         return strided_input_gradient(dy, w, x.shape, stride, pads), dw
+    kh, kw = w.shape[:2]
     top, bottom, left, right = pads
     wflip = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))       # (KH, KW, Cout, Cin)
     dy_padded = _padded(dy, kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right, dy.shape[3])
-    return correlate(dy_padded, wflip, 1, x.shape[1:3]), dw
+    return correlate(dy_padded, wflip, x.shape[1:3]), dw

@@ -54,6 +54,7 @@ import numpy as np
 
 from .. import backend, ops
 from ..data import horizontal_flip, mixup_apply, mixup_params, rand_augment
+from ..models import EfficientNetV2
 from ..optim import set_lr
 from .config import TrainConfig
 from .presets import MIXUP_RULES, released_mixup, released_stage
@@ -215,11 +216,20 @@ def update_step(model, optimizer, x, targets, label_smoothing: float = 0.0, *, e
     if check_finite and not math.isfinite(float(backend.to_host(loss))):     # before any weight moves
         raise NonFiniteLoss(float(backend.to_host(loss)))
     model.zero_grad()                                # gradients accumulate: clear them first
-    model.backward(dlogits)
+    _backward_without_input_gradient(model, dlogits)
     optimizer.step()
     if ema is not None:
         ema.update()
     return loss, logits
+
+
+def _backward_without_input_gradient(model, dlogits) -> None:
+    """model.backward, skipping the gradient of the images where the model can (EfficientNetV2's
+    ``input_gradient=False``); any other Module's plain backward."""
+    if isinstance(model, EfficientNetV2):
+        model.backward(dlogits, input_gradient=False)
+    else:
+        model.backward(dlogits)
 
 
 def _weights(model):
