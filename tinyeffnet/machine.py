@@ -18,6 +18,7 @@ Nothing here imports torch.
 from __future__ import annotations
 
 import ctypes
+import functools
 import glob
 import os
 import platform
@@ -89,6 +90,16 @@ def numba_cpu() -> str:
     import numba
 
     return numba.config.CPU_NAME or llvm.get_host_cpu_name()
+
+
+@functools.lru_cache(maxsize=None)
+def numba_vector_registers() -> int:
+    """32 when Numba compiles for AVX-512 (zmm0-31, ymm0-31), else 16 (AVX2's ymm0-15). The fast
+    paths size their register blocks by it (ops/direct.py) and choose Winograd by it (ops/winograd.py:
+    where Numba has AVX-512, so has OpenBLAS's GEMM, unless the AVX2 variables above force both)."""
+    from llvmlite import binding
+    features = os.environ.get("NUMBA_CPU_FEATURES") or binding.get_host_cpu_features().flatten()
+    return 32 if "+avx512f" in features.split(",") else 16
 
 
 def cpu_paths() -> dict:

@@ -42,8 +42,11 @@ MODELS = {"tiny": (_tiny, (2, 24, 20, 3)),
 def winograd_on_every_map(monkeypatch):
     """These small test models have maps of 3-12 px, where fast layers take im2col
     (winograd.WINOGRAD_MIN_SIZE, 24): lower the size so that their Winograd path is what is tested.
-    ``test_the_size_rule_runs_both_algorithms_in_one_model`` tests the real size."""
+    ``test_the_size_rule_runs_both_algorithms_in_one_model`` tests the real size. Winograd's channel
+    rule depends on the CPU (WINOGRAD_MIN_CHANNELS): the AVX2 one, every width, whatever runs the tests;
+    ``test_winograd_is_chosen_by_input_channels_for_the_machines_vector_registers`` tests both."""
     monkeypatch.setattr(winograd, "WINOGRAD_MIN_SIZE", 1)
+    monkeypatch.setattr(winograd, "vector_registers", lambda: 16)
 
 
 def _run(model, x, dy_seed=1):
@@ -172,6 +175,22 @@ def test_a_cache_is_a_plain_attribute_and_parameters_still_register():
     assert list(holder._parameters) == ["_weight"] and list(holder._modules) == ["_child"]
     holder._child = None                                      # replacing a registered child unregisters it
     assert not holder._modules and holder._cache == (1, 2)
+
+
+@pytest.mark.parametrize("registers, built", [(32, {48: "im2col", 64: "im2col", 96: "winograd_or_im2col",
+                                                     128: "winograd_or_im2col"}),
+                                               (16, {40: "winograd_or_im2col", 48: "winograd_or_im2col"})],
+                         ids=["avx512", "avx2"])
+def test_winograd_is_chosen_by_input_channels_for_the_machines_vector_registers(monkeypatch, registers, built):
+    # With AVX-512 OpenBLAS's GEMM is fast enough that Winograd's 16 thin GEMMs lose below 96 input
+    # channels (winograd.WINOGRAD_MIN_CHANNELS); with AVX2 it keeps every width.
+    monkeypatch.setattr(winograd, "vector_registers", lambda: registers)
+    for cin, algorithm in built.items():
+        assert nn.Conv2d(cin, 4 * cin, 3).algorithm == algorithm, cin
+        assert nn.Conv2d(cin, 4 * cin, 3, fast=False).algorithm == "im2col"
+    s_model = create_model("efficientnetv2_s", num_classes=10)
+    winograd_layers = [c for c in _convs(s_model) if c.algorithm == "winograd_or_im2col"]
+    assert (len(winograd_layers) == 0) is (registers == 32)      # S's 3x3 convs have 24-64 input channels
 
 
 def test_the_size_rule_runs_both_algorithms_in_one_model(monkeypatch):

@@ -255,8 +255,10 @@ def test_with_the_superword_vectorizer_the_sums_are_vector_fmas():
         assert asm.strip(), "no code"
 
 
-def test_a_fast_model_runs_the_direct_conv_in_its_thin_layers():
+def test_a_fast_model_runs_the_direct_conv_in_its_thin_layers(monkeypatch):
     from tinyeffnet.models import create_model
+    from tinyeffnet.ops import winograd
+    monkeypatch.setattr(winograd, "vector_registers", lambda: 16)    # Winograd's AVX2 rule: every width
     model = create_model("efficientnetv2_tiny", num_classes=10, seed=0)
     chosen = {(conv.in_channels, conv.out_channels, conv.stride): conv.algorithm
               for conv in model.modules() if isinstance(conv, nn.Conv2d) and conv.kernel_size == 3}

@@ -48,7 +48,7 @@ def test_the_op_refuses_other_geometries():
 
 
 def test_conv2d_takes_the_fused_kernel_only_when_asked():
-    assert Conv2d(40, 40, 3).algorithm == "winograd_or_im2col"         # slower inside a whole step: not a default
+    assert Conv2d(128, 128, 3).algorithm in ("winograd_or_im2col", "im2col")  # slower inside a step: not a default
     layer = Conv2d(24, 24, 3, algorithm="winograd_fused")
     assert (layer.forward_op, layer.backward_op) == Conv2d.ALGORITHMS["winograd_fused"]
     x = np.random.default_rng(0).standard_normal((2, 6, 6, 24)).astype(np.float32)

@@ -20,7 +20,8 @@ Fast paths are chosen once, when a layer is built (``fast=True``, the default; d
 section 5), and the module tree shows what runs:
     Conv2d(..., fast=True)     the direct conv for a thin conv (``direct.chosen_for``: <= 32 channels,
                                stride 1 or 2), Winograd for another 3x3 stride-1 "same" conv
-                               (``winograd.applies``), else im2col; ``algorithm`` and
+                               where it pays on this CPU (``winograd.chosen_for``: by input
+                               channels), else im2col; ``algorithm`` and
                                ``forward_op`` / ``backward_op`` say which
     ConvBNAct(..., fast=True)  conv -> BatchNormSiLU (BN and SiLU in one op, ops/fused.py);
                                fast=False: conv -> BatchNorm2d -> SiLU, the readable chain
@@ -99,12 +100,13 @@ def _conv_algorithm(shape, stride, padding, fast: bool, algorithm) -> str:
     """The conv op pair for this geometry: ``algorithm`` when given (checked), else, when ``fast``,
     the register-blocked direct conv for thin 3x3-and-up stride-1 convs (``direct.chosen_for``: at
     most DIRECT_MAX_CHANNELS channels in and out), three-pass Winograd for the other 3x3 stride-1
-    convs on maps of 24 x 24 and more and im2col on smaller ones ("winograd_or_im2col", decided per
-    call by the input's size), im2col + GEMM for every other geometry."""
+    convs with enough input channels for this CPU (``winograd.chosen_for``) on maps of 24 x 24 and
+    more and im2col on smaller ones ("winograd_or_im2col", decided per call by the input's size),
+    im2col + GEMM for every other geometry."""
     if algorithm is None:
         if fast and direct.chosen_for(shape, stride, padding):
             return "direct"
-        return "winograd_or_im2col" if fast and winograd.applies(shape, stride, padding) else "im2col"
+        return "winograd_or_im2col" if fast and winograd.chosen_for(shape, stride, padding) else "im2col"
     if algorithm not in Conv2d.ALGORITHMS:
         raise ValueError(f"Conv2d: algorithm must be None or one of {sorted(Conv2d.ALGORITHMS)}, got {algorithm!r}")
     if algorithm == "direct" and not direct.applies(shape, stride, padding):
@@ -125,7 +127,8 @@ class Conv2d(_CachedLayer):
     fast: True picks "direct" for a thin conv (kernel above 1x1, at most ``direct.DIRECT_MAX_CHANNELS``
     (32) channels in and out, stride 1 or 2: the register-blocked kernels of ops/direct.py, no
     im2col matrix); else "winograd_or_im2col" where Winograd F(2x2, 3x3) applies (3x3, stride 1,
-    padding 1 or "same"): the transforms + GEMMs of ops/winograd.py on maps of at least 24 x 24,
+    padding 1 or "same") and pays on this CPU (``winograd.chosen_for``: from 96 input channels where
+    Numba has AVX-512, any with AVX2): the transforms + GEMMs of ops/winograd.py on maps of at least 24 x 24,
     im2col on smaller ones, where Winograd's transforms cost more than they save
     (``winograd.WINOGRAD_MIN_SIZE``; the cache says which ran); False, or any other geometry: im2col
     + GEMM (ops/conv2d.py, the readable op). algorithm: None (choose as above) or a name from

@@ -88,6 +88,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from ..machine import numba_vector_registers as vector_registers  # 32 with AVX-512, else 16
 from ._checks import ConvCache, check_conv_inputs, check_upstream_gradient
 from .conv2d import _col2im, check_algorithm
 
@@ -247,14 +248,6 @@ def _run(name: str, *args) -> None:
     kernel = getattr(kernels(), name)
     with _superword_vectorization():
         kernel(*args)
-
-
-@functools.lru_cache(maxsize=None)
-def vector_registers() -> int:
-    """32 when Numba compiles for AVX-512 (zmm0-31, ymm0-31), else 16: how many sums a block may keep."""
-    from llvmlite import binding
-    features = os.environ.get("NUMBA_CPU_FEATURES") or binding.get_host_cpu_features().flatten()
-    return 32 if "+avx512f" in features.split(",") else 16
 
 
 def blocks(cin: int, cout: int, wo: int) -> tuple:

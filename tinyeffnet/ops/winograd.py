@@ -58,6 +58,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..machine import numba_vector_registers as vector_registers
 from ._checks import ConvCache, check_conv_inputs, check_upstream_gradient
 from .conv2d import check_algorithm, conv2d_backward, conv2d_forward
 
@@ -77,6 +78,24 @@ def applies(w_shape, stride: int, padding) -> bool:
     if isinstance(padding, int):
         padding = (padding,) * 4
     return tuple(w_shape[:2]) == (3, 3) and stride == 1 and tuple(padding) == (1, 1, 1, 1)
+
+
+# A fast layer is built with Winograd from this many input channels up, by the vector registers Numba
+# compiles for (machine.numba_vector_registers: 32 with AVX-512, 16 with AVX2). Each of Winograd's 16
+# GEMMs sums over Cin; im2col's one GEMM over 9*Cin. Forward + backward on a 2-core Xeon (AVX-512,
+# OpenBLAS SkylakeX), batch 8, Winograd against im2col: 32->128 at 56x56 35.5 against 28.5 ms, 48->192
+# at 32x32 21.1 against 18.3, at 56x56 77 against 64, 64->256 at 28x28 23.3 against 23.0; but 96->384
+# at 28x28 37.8 against 47.6, 128->128 21.9 against 24.2, 160->160 33.2 against 40.8. With the AVX2
+# paths forced (OpenBLAS Haswell, half the GEMM rate) Winograd led from 48 channels (48->192 at 32x32
+# 22.1 against 24.5, 64->256 at 28x28 25.8 against 32.0) and drew at 32, so there it keeps every width.
+WINOGRAD_MIN_CHANNELS = {32: 96, 16: 0}
+
+
+def chosen_for(w_shape, stride: int, padding) -> bool:
+    """Whether a fast layer (``nn.Conv2d(fast=True)``) is built with Winograd (then by map size, per
+    call: ``conv2d_winograd_or_im2col_forward``): a conv ``applies`` covers with at least
+    WINOGRAD_MIN_CHANNELS input channels for this machine's vector registers."""
+    return applies(w_shape, stride, padding) and w_shape[2] >= WINOGRAD_MIN_CHANNELS[vector_registers()]
 
 
 class WinogradCache(ConvCache):
