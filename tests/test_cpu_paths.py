@@ -67,3 +67,16 @@ def test_torch_oracle_capability():
 def test_describe_names_the_cpu():
     line = machine.describe()
     assert machine.cpu_model() in line and ("AVX2" in line or "AVX-512" in line)
+
+
+def test_the_gemm_kernels():
+    from tinyeffnet.ops import blas
+    line = machine.gemm()
+    if blas.backend() == "mkl":
+        assert line.startswith("MKL ") and ("(AVX2)" if FORCED else "(AVX") in line, line
+        if FORCED:
+            assert "AVX-512" not in line, f"MKL_ENABLE_INSTRUCTIONS=AVX2 did not take effect: {line}"
+        elif machine.cpu_has_avx512():
+            assert "(AVX-512)" in line, line
+    else:
+        assert line == "numpy (OpenBLAS)"

@@ -7,6 +7,7 @@ figure, and the tests use ``cpu_paths()`` to prove that the AVX2-forcing variabl
     NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR"   numpy: no AVX-512 kernels
     OPENBLAS_CORETYPE=Haswell                                  OpenBLAS: the AVX2 (Haswell) GEMM
     NUMBA_CPU_NAME=haswell NUMBA_CPU_FEATURES=-avx512f         Numba/LLVM: compile for an AVX2 CPU
+    MKL_ENABLE_INSTRUCTIONS=AVX2                               MKL (the GEMM, where it runs): AVX2 code
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2           PyTorch (the benchmarks' contender)
 
 NUMBA_CPU_NAME alone is not enough: Numba then still passes the host's own feature list to LLVM,
@@ -31,6 +32,7 @@ AVX2_ENVIRONMENT = {
     "OPENBLAS_CORETYPE": "Haswell",
     "NUMBA_CPU_NAME": "haswell",
     "NUMBA_CPU_FEATURES": "-avx512f",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
     "ATEN_CPU_CAPABILITY": "avx2",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
 }
@@ -102,10 +104,17 @@ def numba_vector_registers() -> int:
     return 32 if "+avx512f" in features.split(",") else 16
 
 
+def gemm() -> str:
+    """The GEMM tinyeffnet's ops call (ops/blas.py), e.g. 'MKL 2026.2 (AVX-512)' or 'numpy (OpenBLAS)'."""
+    from .ops import blas
+
+    return blas.describe()
+
+
 def cpu_paths() -> dict:
     """Everything above in one dict (for benchmark records and tests)."""
     return {"cpu": cpu_model(), "cpu_avx512": cpu_has_avx512(), "numpy_avx512": numpy_avx512(),
-            "openblas_core": openblas_core(), "numba_cpu": numba_cpu()}
+            "openblas_core": openblas_core(), "numba_cpu": numba_cpu(), "gemm": gemm()}
 
 
 def describe() -> str:
@@ -113,4 +122,4 @@ def describe() -> str:
     p = cpu_paths()
     isa = "AVX-512" if p["cpu_avx512"] else "AVX2"
     return (f"{p['cpu']}, {isa} CPU; numpy {'AVX-512' if p['numpy_avx512'] else 'AVX2'} paths, "
-            f"OpenBLAS {p['openblas_core']} kernels, Numba compiles for {p['numba_cpu']}")
+            f"OpenBLAS {p['openblas_core']} kernels, Numba compiles for {p['numba_cpu']}; GEMM: {p['gemm']}")

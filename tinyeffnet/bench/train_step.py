@@ -121,7 +121,7 @@ def _paths(contender: str) -> str:
 
         p = cpu_paths()
         numpy_isa = "AVX-512" if p["numpy_avx512"] else "AVX2"
-        return f"numpy {numpy_isa}, OpenBLAS {p['openblas_core']}, Numba {p['numba_cpu']}"
+        return f"numpy {numpy_isa}, OpenBLAS {p['openblas_core']}, Numba {p['numba_cpu']}, GEMM {p['gemm']}"
     import torch
 
     return f"torch {torch.backends.cpu.get_cpu_capability()}"

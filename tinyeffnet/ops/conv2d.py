@@ -51,6 +51,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from . import blas
 from ._checks import ConvCache, check_conv_inputs, check_upstream_gradient
 
 
@@ -164,7 +165,7 @@ def conv2d_forward(x, w, stride=1, padding=0):
     n, ho, wo, cout = cache.output_shape
     col = _build_col(x, w, stride, pads, ho, wo)  # (P, K)
     y2d = np.empty((n * ho * wo, cout), dtype=x.dtype)  # (P, Cout)
-    np.matmul(col, w.reshape(-1, cout), out=y2d)  # (P, K) @ (K, Cout)
+    blas.matmul(col, w.reshape(-1, cout), out=y2d)  # (P, K) @ (K, Cout)
     return y2d.reshape(n, ho, wo, cout), cache
 
 
@@ -183,7 +184,7 @@ def conv2d_weight_gradient(dy, cache: Im2colCache):
     _, ho, wo, _ = dy.shape
     col = _build_col(x, w, stride, pads, ho, wo)  # (P, K)
     dw2d = np.empty((kh * kw * cin, cout), dtype=x.dtype)  # (K, Cout)
-    np.matmul(col.T, dy.reshape(-1, cout), out=dw2d)  # (K, P) @ (P, Cout)
+    blas.matmul(col.T, dy.reshape(-1, cout), out=dw2d)  # (K, P) @ (P, Cout)
     return dw2d.reshape(kh, kw, cin, cout)
 
 
@@ -205,7 +206,7 @@ def conv2d_backward(dy, cache: Im2colCache):
     dy2d = dy.reshape(n * ho * wo, cout)  # (P, Cout)
     w2d = w.reshape(kh * kw * cin, cout)  # (K, Cout)
     dcol = np.empty((n * ho * wo, kh * kw * cin), dtype=x.dtype)  # (P, K)
-    np.matmul(dy2d, w2d.T, out=dcol)  # (P, Cout) @ (Cout, K)
+    blas.matmul(dy2d, w2d.T, out=dcol)  # (P, Cout) @ (Cout, K)
 
     if _is_pointwise(w, pads):
         if stride == 1:

@@ -88,6 +88,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from . import blas
 from ..machine import numba_vector_registers as vector_registers  # 32 with AVX-512, else 16
 from ._checks import ConvCache, check_conv_inputs, check_upstream_gradient
 from .conv2d import _col2im, check_algorithm
@@ -434,7 +435,7 @@ def strided_input_gradient(dy: np.ndarray, w: np.ndarray, x_shape: tuple, stride
     kh, kw, _, cout = w.shape
     _, ho, wo, _ = dy.shape
     dcol = np.empty((n * ho * wo, kh * kw * cin), dtype=dy.dtype)
-    np.matmul(dy.reshape(-1, cout), w.reshape(-1, cout).T, out=dcol)   # (P, Cout) @ (Cout, K)
+    blas.matmul(dy.reshape(-1, cout), w.reshape(-1, cout).T, out=dcol)   # (P, Cout) @ (Cout, K)
     dx = np.empty(x_shape, dtype=dy.dtype)
     top, _, left, _ = pads
     _col2im(dcol, kh, kw, stride, top, left, ho, wo, dx)

@@ -7,8 +7,8 @@ Dimensions: N batch, Cin input features, Cout output features; w is (Cin, Cout).
     dw = x^T dy              (Cin, N) @ (N, Cout)
     db = sum_n dy_n          (Cout,)
 
-All the work is matrix products, which numpy's BLAS (OpenBLAS) already does at close to the machine's
-peak, so this tier calls ``np.matmul(..., out=...)`` from Python and writes no Numba kernel: a
+All the work is matrix products, which a BLAS already does at close to the machine's peak, so this
+tier calls ``blas.matmul(..., out=...)`` (MKL's GEMM or numpy's, ops/blas.py) and writes no Numba kernel: a
 hand-written GEMM would be slower, and BLAS called inside an njit prange fights for the cores
 (docs/DESIGN.md, section 9.1).
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import blas
 from ._checks import check_linear_cache, check_linear_gradient, validate_linear_inputs
 
 
@@ -26,7 +27,7 @@ def linear_forward(x, w, b=None):
     """
     x, w, b = validate_linear_inputs(x, w, b)
     y = np.empty((x.shape[0], w.shape[1]), dtype=x.dtype)          # (N, Cout)
-    np.matmul(x, w, out=y)
+    blas.matmul(x, w, out=y)
     if b is not None:
         y += b                                                      # broadcast over rows
     return y, (x, w, b is not None)
@@ -37,8 +38,8 @@ def linear_backward(dy, cache):
     x, w, has_bias = check_linear_cache(cache)
     dy = check_linear_gradient(dy, x, w)
     dx = np.empty_like(x)                                           # (N, Cin)
-    np.matmul(dy, w.T, out=dx)
+    blas.matmul(dy, w.T, out=dx)
     dw = np.empty_like(w)                                           # (Cin, Cout)
-    np.matmul(x.T, dy, out=dw)
+    blas.matmul(x.T, dy, out=dw)
     db = dy.sum(axis=0) if has_bias else None                       # (Cout,)
     return dx, dw, db

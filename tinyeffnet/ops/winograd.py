@@ -58,6 +58,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from . import blas
 from ..machine import numba_vector_registers as vector_registers
 from ._checks import ConvCache, check_conv_inputs, check_upstream_gradient
 from .conv2d import check_algorithm, conv2d_backward, conv2d_forward
@@ -261,7 +262,7 @@ def _sandwich(left: np.ndarray, t: np.ndarray) -> np.ndarray:
     k, rest = t.shape[0], t.shape[2:]
     size = left.shape[0]
     rows = (left @ t.reshape(k, -1)).reshape(size, k, -1)                # sum over a: (L, k, rest)
-    return np.matmul(left, rows).reshape(size, size, *rest)              # sum over b: (L, L, rest)
+    return np.matmul(left, rows).reshape(size, size, *rest)               # sum over b: (L, L, rest)
 
 
 def transform_weights(w: np.ndarray) -> np.ndarray:
@@ -278,7 +279,7 @@ def winograd_conv3x3_forward(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     th, tw = _tiles(h, width)
     v = np.empty((16, n * th * tw, x.shape[3]), dtype=x.dtype)           # (16, T, Cin)
     _input_transform(_padded_input(x, th, tw), th, tw, v)
-    m = np.matmul(v, transform_weights(w))                               # (16, T, Cout): 16 GEMMs
+    m = blas.matmul(v, transform_weights(w))                               # (16, T, Cout): 16 GEMMs
     ypad = np.empty((n, 2 * th, 2 * tw, cout), dtype=x.dtype)
     _output_transform(m, th, tw, ypad)
     return cropped(ypad, h, width)
@@ -313,10 +314,10 @@ def winograd_conv3x3_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray) -> t
     dm = np.empty((16, tiles, cout), dtype=x.dtype)                      # (16, T, Cout)
     _output_transform_adjoint(dypad, th, tw, dm)
 
-    du = np.matmul(v.transpose(0, 2, 1), dm)                             # (16, Cin, Cout): summed over tiles
+    du = blas.matmul(v.transpose(0, 2, 1), dm)                             # (16, Cin, Cout): summed over tiles
     dw = _sandwich(G.T.astype(w.dtype), du.reshape(4, 4, cin, cout))    # G^T dU G: (3, 3, Cin, Cout)
 
-    dv = np.matmul(dm, transform_weights(w).transpose(0, 2, 1))          # (16, T, Cin)
+    dv = blas.matmul(dm, transform_weights(w).transpose(0, 2, 1))          # (16, T, Cin)
     dxpad = np.zeros((n, 2 * th + 2, 2 * tw + 2, cin), dtype=x.dtype)
     _input_transform_adjoint(dv, th, tw, 0, dxpad)                       # even tile rows, in parallel
     _input_transform_adjoint(dv, th, tw, 1, dxpad)                       # then odd ones
