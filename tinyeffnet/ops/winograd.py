@@ -83,12 +83,16 @@ def applies(w_shape, stride: int, padding) -> bool:
 
 # A fast layer is built with Winograd from this many input channels up, by the vector registers Numba
 # compiles for (machine.numba_vector_registers: 32 with AVX-512, 16 with AVX2). Each of Winograd's 16
-# GEMMs sums over Cin; im2col's one GEMM over 9*Cin. Forward + backward on a 2-core Xeon (AVX-512,
-# OpenBLAS SkylakeX), batch 8, Winograd against im2col: 32->128 at 56x56 35.5 against 28.5 ms, 48->192
-# at 32x32 21.1 against 18.3, at 56x56 77 against 64, 64->256 at 28x28 23.3 against 23.0; but 96->384
-# at 28x28 37.8 against 47.6, 128->128 21.9 against 24.2, 160->160 33.2 against 40.8. With the AVX2
-# paths forced (OpenBLAS Haswell, half the GEMM rate) Winograd led from 48 channels (48->192 at 32x32
-# 22.1 against 24.5, 64->256 at 28x28 25.8 against 32.0) and drew at 32, so there it keeps every width.
+# GEMMs sums over Cin only, im2col's one GEMM over 9 Cin, and Winograd's transforms move 4x the
+# activation. Forward + backward on a 2-core Xeon (family 6), batch 8, Winograd against im2col, ms:
+#   AVX-512, MKL GEMM:       32->128 at 56x56 23.6 against 20.5; 48->192 at 56x56 67 against 53, at 32x32
+#                            13.9 against 15.6; 64->256 at 28x28 17.6 against 20.6; 96->384 at 28x28 30 against 41
+#   AVX-512, OpenBLAS GEMM:  48->192 at 32x32 21.1 against 18.3, at 56x56 77 against 64; 64->256 at 28x28
+#                            23.3 against 23.0; 96->384 at 28x28 37.8 against 47.6; 160->160 33 against 41
+#   AVX2 forced, MKL:        32->128 at 56x56 29.7 against 35.1; 48->192 at 32x32 16.0 against 21.8
+#   AVX2 forced, OpenBLAS:   48->192 at 32x32 22.1 against 24.5; 64->256 at 28x28 25.8 against 32.0
+# With AVX-512 thin Winograd layers win little at 24-32 px and lose much on large maps (56 px: the
+# transforms leave the cache), so from 96 channels only; with AVX2 it wins at every width.
 WINOGRAD_MIN_CHANNELS = {32: 96, 16: 0}
 
 
