@@ -498,3 +498,33 @@ def test_plot_curves_leaves_the_matplotlib_backend_alone(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["svg", "False"], out
     assert (tmp_path / "c.png").stat().st_size > 0
+
+
+def test_the_update_step_skips_the_images_gradient_and_gives_the_same_weights():
+    # update_step runs EfficientNetV2.backward(..., input_gradient=False): the same parameter
+    # gradients as the full backward (tests/nn/test_fast_paths.py), no dx for the images.
+    from tinyeffnet.train.algorithm import update_step
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 32, 32, 3)).astype(np.float32)
+    labels = rng.integers(0, 10, 4)
+    models = [create_model("efficientnetv2_tiny", num_classes=10, drop_rate=0.0, drop_path_rate=0.0, seed=0)
+              for _ in range(2)]
+    seen = []
+    original = type(models[0]).backward
+
+    def recording(self, dlogits, input_gradient=True):
+        seen.append(input_gradient)
+        return original(self, dlogits, input_gradient)
+
+    type(models[0]).backward = recording
+    try:
+        update_step(models[0], AdamW(models[0].parameters(), lr=1e-3), x, labels)
+    finally:
+        type(models[0]).backward = original
+    assert seen == [False]
+    models[1].zero_grad()
+    logits = models[1](x)
+    _, dlogits = ops.softmax_cross_entropy(logits, labels)
+    models[1].backward(dlogits)
+    for (name, p0), p1 in zip(models[0].named_parameters(), models[1].parameters()):
+        np.testing.assert_array_equal(p0.grad, p1.grad, err_msg=name)

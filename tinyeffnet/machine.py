@@ -55,13 +55,27 @@ def cpu_model() -> str:
     return f"{name} (family {family})" if family else name
 
 
-def cpu_has_avx512() -> bool:
-    """True when the CPU itself reports AVX-512F (what it can do, not what the libraries use)."""
+def _cpuinfo(field: str) -> str:
+    """The first value of ``field`` in /proc/cpuinfo ('' where there is none, or no such file)."""
     try:
         with open("/proc/cpuinfo") as f:
-            return any(line.startswith("flags") and " avx512f" in line for line in f)
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == field:
+                    return value.strip()
     except OSError:
-        return False
+        pass
+    return ""
+
+
+def cpu_has_avx512() -> bool:
+    """True when the CPU itself reports AVX-512F (what it can do, not what the libraries use)."""
+    return "avx512f" in _cpuinfo("flags").split()
+
+
+def cpu_vendor() -> str:
+    """'GenuineIntel', 'AuthenticAMD', ... ('' where the system does not say)."""
+    return _cpuinfo("vendor_id")
 
 
 def numpy_avx512() -> bool:

@@ -39,6 +39,8 @@ import sys
 
 import numpy as np
 
+from .. import machine
+
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112          # CBLAS enums
 _MKL_THREADING_GNU = 3
 CHOICES = ("auto", "mkl", "numpy")
@@ -59,11 +61,7 @@ def _mkl_library() -> str | None:
 
 
 def _intel_cpu() -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return any(line.startswith("vendor_id") and "GenuineIntel" in line for line in f)
-    except OSError:
-        return False
+    return machine.cpu_vendor() == "GenuineIntel"
 
 
 def _numba_threading_layer() -> str:
