@@ -71,7 +71,7 @@ def test_describe_names_the_cpu():
 
 def test_the_gemm_kernels():
     from tinyeffnet.ops import blas
-    line = machine.gemm()
+    line = blas.describe()
     if blas.backend() == "mkl":
         assert line.startswith("MKL ") and ("(AVX2)" if FORCED else "(AVX") in line, line
         if FORCED:

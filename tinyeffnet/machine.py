@@ -118,17 +118,10 @@ def numba_vector_registers() -> int:
     return 32 if "+avx512f" in features.split(",") else 16
 
 
-def gemm() -> str:
-    """The GEMM tinyeffnet's ops call (ops/blas.py), e.g. 'MKL 2026.2 (AVX-512)' or 'numpy (OpenBLAS)'."""
-    from .ops import blas
-
-    return blas.describe()
-
-
 def cpu_paths() -> dict:
     """Everything above in one dict (for benchmark records and tests)."""
     return {"cpu": cpu_model(), "cpu_avx512": cpu_has_avx512(), "numpy_avx512": numpy_avx512(),
-            "openblas_core": openblas_core(), "numba_cpu": numba_cpu(), "gemm": gemm()}
+            "openblas_core": openblas_core(), "numba_cpu": numba_cpu()}
 
 
 def describe() -> str:
@@ -136,4 +129,4 @@ def describe() -> str:
     p = cpu_paths()
     isa = "AVX-512" if p["cpu_avx512"] else "AVX2"
     return (f"{p['cpu']}, {isa} CPU; numpy {'AVX-512' if p['numpy_avx512'] else 'AVX2'} paths, "
-            f"OpenBLAS {p['openblas_core']} kernels, Numba compiles for {p['numba_cpu']}; GEMM: {p['gemm']}")
+            f"OpenBLAS {p['openblas_core']} kernels, Numba compiles for {p['numba_cpu']}")

@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 
-from tinyeffnet import machine
 from tinyeffnet.ops import blas
 
 LAYOUTS = {  # how an operand is laid out: C order, or the transpose of a C-order array (x.T)
@@ -82,10 +81,10 @@ def test_mkl_is_the_gemm_on_an_intel_linux_machine():
         assert blas.backend() == os.environ["TINYEFFNET_BLAS"]
     elif _intel_cpu_with_mkl():
         assert blas.backend() == "mkl", blas._why_not_mkl(require_intel=True)
-        assert machine.gemm().startswith("MKL ")
+        assert blas.describe().startswith("MKL ")
     else:
         assert blas.backend() == "numpy"
-        assert machine.gemm() == "numpy (OpenBLAS)"
+        assert blas.describe() == "numpy (OpenBLAS)"
 
 
 def _intel_cpu_with_mkl():

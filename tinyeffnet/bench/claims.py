@@ -443,7 +443,7 @@ def run_ablation(tables=ABLATION, image_size: int = 32, batch: int = 32, rounds:
                  budget_s: float = 60.0, seeds=(0, 1, 2), train_samples: int = 2000, val_samples: int = 500,
                  dataset: str = "shapes", progress=print) -> dict:
     """Part 1 (see the module docstring): static costs, step times, accuracy at a wall-time budget."""
-    from tinyeffnet.machine import describe
+    from tinyeffnet.bench.timing import machine_line as describe
 
     tables = tuple(tables)
     for name in tables:
@@ -527,7 +527,7 @@ def run_v1_vs_v2(big=BIG, frameworks=("tinyeffnet", "torch"), size: int = 128, b
     ``tiny``: (V1-like table, V2 table) trained ``tiny_epochs`` epochs each over ``seeds``, or, given
     ``ablation`` (a ``run_ablation`` result holding both tables' runs), its runs at the same wall-time
     budget are read instead of training again (the training settings then are the ablation's)."""
-    from tinyeffnet.machine import describe
+    from tinyeffnet.bench.timing import machine_line as describe
     from tinyeffnet.models import list_models
 
     big = tuple(big)

@@ -424,7 +424,7 @@ def run(out: str = OUT, dataset: str = DATASET, epochs: int = EPOCHS, train_samp
     the result. ``isolate=False`` trains in this process (quicker to start, for tests; the timings are
     then less clean). Every option is checked before anything is trained."""
     from ..data import DATASETS
-    from ..machine import describe
+    from tinyeffnet.bench.timing import machine_line as describe
     from ..search.arch import Arch
 
     phis, seeds = _check_run_options(dataset, epochs, train_samples, val_samples, phis, seeds, batch,

@@ -17,3 +17,11 @@ def median_seconds(step, repeats: int, warmups: int = 1) -> float:
         step()
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
+
+
+def machine_line() -> str:
+    """``machine.describe()`` and the GEMM the ops call (ops/blas.py): the line beside every figure."""
+    from ..machine import describe
+    from ..ops import blas
+
+    return f"{describe()}; GEMM: {blas.describe()}"

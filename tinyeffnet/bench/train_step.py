@@ -121,7 +121,9 @@ def _paths(contender: str) -> str:
 
         p = cpu_paths()
         numpy_isa = "AVX-512" if p["numpy_avx512"] else "AVX2"
-        return f"numpy {numpy_isa}, OpenBLAS {p['openblas_core']}, Numba {p['numba_cpu']}, GEMM {p['gemm']}"
+        from tinyeffnet.ops import blas
+
+        return f"numpy {numpy_isa}, OpenBLAS {p['openblas_core']}, Numba {p['numba_cpu']}, GEMM {blas.describe()}"
     import torch
 
     return f"torch {torch.backends.cpu.get_cpu_capability()}"
@@ -191,7 +193,7 @@ def _stats(runs: list) -> dict:
 def run(sizes=(128, 224), batch: int = 8, rounds: int = 3, steps: int = 5, progress=print, model: str = MODEL,
         peers=("torch", "torch-cl"), isa: str = "native") -> dict:
     """Alternate tinyeffnet and the peers; return {size: {contender: stats, "ratio": {peer: r}}, ...}."""
-    from tinyeffnet.machine import describe
+    from tinyeffnet.bench.timing import machine_line as describe
 
     peers = _check_run_options(model, peers, isa)
     contenders = ("tinyeffnet",) + peers

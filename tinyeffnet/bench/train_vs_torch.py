@@ -307,7 +307,7 @@ def run(rounds: int = 1, target: float = TARGET, peers=PEERS, isa: str = "native
     cold_cache: give tinyeffnet an empty Numba cache (its first step then compiles every kernel, as
     on a first run); by default it uses the cache a previous run left. The job writes its
     checkpoints into a temporary folder, never over runs/shapes."""
-    from tinyeffnet.machine import describe
+    from tinyeffnet.bench.timing import machine_line as describe
 
     peers = _check_run_options(peers, isa, rounds, target)
     contenders = ("tinyeffnet",) + peers
