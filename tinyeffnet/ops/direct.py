@@ -65,7 +65,8 @@ what BLAS is best at). Block sizes (``blocks``): CB, the widest of 32, 24, 16, 8
 output channels (other counts are padded with zero channels); JB or CIB as many as the vector
 registers hold (32 of them with AVX-512, 16 with AVX2), fewer on maps narrower than a block; the
 last block of a row starts at Wo - JB and overlaps its neighbour rather than run past the row. The dw
-sums are split into row groups small enough to stay in the core's cache, each group writing its own
+sums are split into row groups small enough to stay in the core's cache and of at most GROUP_PIXELS
+pixels (each sum is sequential: shorter sums, smaller float32 error), each group writing its own
 partial dw (no two threads add into one array), summed at the end.
 
 Scope (``applies``): any kernel, stride 1 with padding up to kernel - 1 on each side, or stride 2 with
@@ -95,6 +96,7 @@ from .conv2d import _col2im, check_algorithm
 
 DIRECT_MAX_CHANNELS = 32       # a fast layer takes the direct conv up to this many channels in and out
 GROUP_BYTES = 256 * 1024        # input + dy bytes per row group of the weight gradient (fits in L2)
+GROUP_PIXELS = 512              # and at most this many pixels: each dw sum runs sequentially over a group
 
 # Block sizes, by output-channel block CB: the pixels (JB) of a correlate block and the input channels
 # (CIB) of a weight-gradient block, for 32 and for 16 vector registers; the smaller JBs serve narrow maps.
@@ -399,7 +401,7 @@ def _weight_gradient_sums(xp: np.ndarray, dy: np.ndarray, kh: int, kw: int, cib:
     ni, nb = cin_wide // cib, cout_wide // cb
     rows = n * ho
     row_bytes = (wp * cin_wide + wo * cout_wide) * dy.itemsize
-    rows_per_group = max(1, min(GROUP_BYTES // row_bytes, rows))
+    rows_per_group = max(1, min(GROUP_BYTES // row_bytes, GROUP_PIXELS // wo, rows))
     while rows_per_group > 1 and -(-rows // rows_per_group) * ni * nb < 4 * numba.get_num_threads():
         rows_per_group = -(-rows_per_group // 2)       # enough tasks for every thread
     n_groups = -(-rows // rows_per_group)
