@@ -174,12 +174,15 @@ def conv2d_weight_gradient(dy, cache: Im2colCache):
 
         dw2d = col.T @ dy2d   (K, P) @ (P, Cout)
 
-    dy: (N, Ho, Wo, Cout). Returns dw (KH, KW, Cin, Cout). The cache is not consumed (conv2d_backward
-    calls this, then computes dx from the same cache).
+    dy: (N, Ho, Wo, Cout). Returns dw (KH, KW, Cin, Cout). The cache is not consumed.
     """
     dy = check_upstream_gradient(dy, cache)
     check_algorithm(cache, "im2col", "conv2d_weight_gradient")
-    x, w, stride, pads = cache
+    return _weight_gradient(dy, *cache)
+
+
+def _weight_gradient(dy, x, w, stride, pads):
+    """dw (KH, KW, Cin, Cout) = col^T dy, inputs already checked."""
     kh, kw, cin, cout = w.shape
     _, ho, wo, _ = dy.shape
     col = _build_col(x, w, stride, pads, ho, wo)  # (P, K)
@@ -198,8 +201,8 @@ def conv2d_backward(dy, cache: Im2colCache):
     """
     dy = check_upstream_gradient(dy, cache)
     check_algorithm(cache, "im2col", "conv2d_backward")
-    dw = conv2d_weight_gradient(dy, cache)  # (KH, KW, Cin, Cout)
     x, w, stride, pads = cache
+    dw = _weight_gradient(dy, x, w, stride, pads)  # (KH, KW, Cin, Cout)
     n, h, width, cin = x.shape
     kh, kw, _, cout = w.shape
     _, ho, wo, _ = dy.shape

@@ -529,8 +529,8 @@ def conv2d_direct_backward(dy, cache: DirectCache):
     """
     dy = check_upstream_gradient(dy, cache)
     check_algorithm(cache, "direct", "conv2d_direct_backward")
-    dw = conv2d_direct_weight_gradient(dy, cache)
     x, w, stride, pads = cache
+    dw = weight_gradient(x, dy, stride, pads, *w.shape[:2])
     if stride != 1:
         return strided_input_gradient(dy, w, x.shape, stride, pads), dw
     kh, kw = w.shape[:2]
