@@ -443,7 +443,7 @@ def run_ablation(tables=ABLATION, image_size: int = 32, batch: int = 32, rounds:
                  budget_s: float = 60.0, seeds=(0, 1, 2), train_samples: int = 2000, val_samples: int = 500,
                  dataset: str = "shapes", progress=print) -> dict:
     """Part 1 (see the module docstring): static costs, step times, accuracy at a wall-time budget."""
-    from tinyeffnet.bench.timing import machine_line as describe
+    from tinyeffnet.bench.timing import machine_line
 
     tables = tuple(tables)
     for name in tables:
@@ -453,7 +453,7 @@ def run_ablation(tables=ABLATION, image_size: int = 32, batch: int = 32, rounds:
                              ("val_samples", val_samples, 1)):
         _check(name, value, low)
     seeds = tuple(seeds)
-    result = {"part": "ablation", "machine": describe(), "image_size": image_size, "batch": batch,
+    result = {"part": "ablation", "machine": machine_line(), "image_size": image_size, "batch": batch,
               "rounds": rounds, "steps": steps, "budget_s": budget_s, "seeds": list(seeds),
               "train_samples": train_samples, "val_samples": val_samples, "dataset": dataset, "tables": {}}
     for name in tables:
@@ -527,7 +527,7 @@ def run_v1_vs_v2(big=BIG, frameworks=("tinyeffnet", "torch"), size: int = 128, b
     ``tiny``: (V1-like table, V2 table) trained ``tiny_epochs`` epochs each over ``seeds``, or, given
     ``ablation`` (a ``run_ablation`` result holding both tables' runs), its runs at the same wall-time
     budget are read instead of training again (the training settings then are the ablation's)."""
-    from tinyeffnet.bench.timing import machine_line as describe
+    from tinyeffnet.bench.timing import machine_line
     from tinyeffnet.models import list_models
 
     big = tuple(big)
@@ -542,7 +542,7 @@ def run_v1_vs_v2(big=BIG, frameworks=("tinyeffnet", "torch"), size: int = 128, b
                              ("tiny_epochs", tiny_epochs, 1), ("target", target, 0)):
         _check(name, value, low)
     seeds = tuple(seeds)
-    result = {"part": "v1_vs_v2", "machine": describe(), "big": list(big), "size": size, "batch": batch,
+    result = {"part": "v1_vs_v2", "machine": machine_line(), "big": list(big), "size": size, "batch": batch,
               "rounds": rounds, "steps": steps, "frameworks": list(frameworks)}
     specs = {f"{model} {framework}": {"model": model, "classes": 1000, "framework": framework}
              for framework in frameworks for model in big}

@@ -424,7 +424,7 @@ def run(out: str = OUT, dataset: str = DATASET, epochs: int = EPOCHS, train_samp
     the result. ``isolate=False`` trains in this process (quicker to start, for tests; the timings are
     then less clean). Every option is checked before anything is trained."""
     from ..data import DATASETS
-    from tinyeffnet.bench.timing import machine_line as describe
+    from .timing import machine_line
     from ..search.arch import Arch
 
     phis, seeds = _check_run_options(dataset, epochs, train_samples, val_samples, phis, seeds, batch,
@@ -443,7 +443,7 @@ def run(out: str = OUT, dataset: str = DATASET, epochs: int = EPOCHS, train_samp
                    "config": {**config, "image_size": member.image_size, "seed": seed}}
         result = _spawn(payload) if isolate else train_member(payload)
         runs[(name, j)].append({"seed": seed, **result})
-    result = {"bench": "scaling", "machine": describe(), "dataset": dataset, "epochs": epochs,
+    result = {"bench": "scaling", "machine": machine_line(), "dataset": dataset, "epochs": epochs,
               "train_samples": train_samples, "val_samples": val_samples, "batch": batch, "base_size": base_size,
               "phis": list(phis), "seeds": list(seeds), "isolated": isolate,
               "order": [{"family": name, "phi": phis[j], "seed": seed} for name, j, seed in order],

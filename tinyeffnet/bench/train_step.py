@@ -193,11 +193,11 @@ def _stats(runs: list) -> dict:
 def run(sizes=(128, 224), batch: int = 8, rounds: int = 3, steps: int = 5, progress=print, model: str = MODEL,
         peers=("torch", "torch-cl"), isa: str = "native") -> dict:
     """Alternate tinyeffnet and the peers; return {size: {contender: stats, "ratio": {peer: r}}, ...}."""
-    from tinyeffnet.bench.timing import machine_line as describe
+    from tinyeffnet.bench.timing import machine_line
 
     peers = _check_run_options(model, peers, isa)
     contenders = ("tinyeffnet",) + peers
-    results = {"model": model, "batch": batch, "isa": isa, "rounds": rounds, "machine": describe()}
+    results = {"model": model, "batch": batch, "isa": isa, "rounds": rounds, "machine": machine_line()}
     with tempfile.TemporaryDirectory(prefix="tinyeffnet-cold-") as cold_dir:
         progress("cold start (empty Numba cache) ...")
         cold = _spawn("tinyeffnet", sizes[0], batch, 1, model, isa, cache_dir=cold_dir)

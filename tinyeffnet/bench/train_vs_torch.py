@@ -307,7 +307,7 @@ def run(rounds: int = 1, target: float = TARGET, peers=PEERS, isa: str = "native
     cold_cache: give tinyeffnet an empty Numba cache (its first step then compiles every kernel, as
     on a first run); by default it uses the cache a previous run left. The job writes its
     checkpoints into a temporary folder, never over runs/shapes."""
-    from tinyeffnet.bench.timing import machine_line as describe
+    from tinyeffnet.bench.timing import machine_line
 
     peers = _check_run_options(peers, isa, rounds, target)
     contenders = ("tinyeffnet",) + peers
@@ -323,7 +323,7 @@ def run(rounds: int = 1, target: float = TARGET, peers=PEERS, isa: str = "native
     ratio, best = ratios(summary, peers)
     job = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "out"}
     return {"job": job, "target": target, "rounds": rounds, "isa": isa, "cold_cache": cold_cache,
-            "machine": describe(), "contenders": summary, "ratio": ratio, "best_torch": best}
+            "machine": machine_line(), "contenders": summary, "ratio": ratio, "best_torch": best}
 
 
 def _seconds(value) -> str:

@@ -81,8 +81,9 @@ def _why_not_mkl(require_intel: bool) -> str | None:
         return "the mkl package is not installed (pip install mkl)"
     if require_intel and not _intel_cpu():
         return "the CPU is not an Intel one (set TINYEFFNET_BLAS=mkl to use MKL anyway)"
-    if _numba_threading_layer() != "omp":
-        return f"Numba's threading layer is {_numba_threading_layer()!r}, not OpenMP, which MKL would share"
+    layer = _numba_threading_layer()
+    if layer != "omp":
+        return f"Numba's threading layer is {layer!r}, not OpenMP, which MKL would share"
     return None
 
 
