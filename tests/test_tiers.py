@@ -149,6 +149,26 @@ def test_add_fill_axpy_copy_zeros(tier, dtype):
     assert z.dtype == dtype and z.shape == (3, 2) and not z.any()
 
 
+
+@DTYPES
+@pytest.mark.parametrize("shape", [(2, 3, 4), (4, 16, 16, 40)])      # below and above PARALLEL_MIN_SIZE
+def test_cpu_add_and_gate_match_the_reference_on_both_sides_of_the_size_threshold(dtype, shape):
+    from tinyeffnet.ops import elementwise
+
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype)
+    assert (a.size >= elementwise.PARALLEL_MIN_SIZE) == (len(shape) == 4)
+    assert np.array_equal(ops.add(a, b), reference.add(a, b))                  # one rounding either way
+    assert np.array_equal(ops.add(a[..., ::-1], b), reference.add(a[..., ::-1], b))   # a strided view
+    if len(shape) == 4:
+        gate = rng.uniform(0.1, 0.9, (shape[0], shape[3])).astype(dtype)
+        y, cache = ops.channel_gate_forward(a, gate)
+        assert np.array_equal(y, reference.channel_gate_forward(a, gate)[0])
+        dx, dgate = ops.channel_gate_backward(b, cache)
+        ref_dx, ref_dgate = reference.channel_gate_backward(b, reference.channel_gate_forward(a, gate)[1])
+        assert np.array_equal(dx, ref_dx)
+        assert compare("dgate", dgate, ref_dgate, **TOLERANCE[dtype]).ok
+
 @TIERS
 def test_elementwise_bad_input(tier):
     a = np.ones((2, 3), np.float32)
@@ -195,6 +215,19 @@ def test_accumulate_copies_the_first_gradient_and_adds_the_next():
     p.zero_grad()
     assert not p.grad.any()
 
+
+
+def test_accumulate_fresh_keeps_the_first_gradient_itself_and_adds_the_next_into_it():
+    p = Parameter(np.zeros(4, np.float64))
+    first, second = np.arange(4.0), np.ones(4)
+    p.accumulate(first, fresh=True)
+    assert p.grad is first                               # no copy: the layer handed over a new array
+    p.accumulate(second, fresh=True)
+    assert p.grad is first and np.array_equal(first, np.arange(4.0) + 1) and np.array_equal(second, np.ones(4))
+    p.zero_grad()
+    third = np.full(4, 5.0)
+    p.accumulate(third, fresh=True)                      # zeros + g: g again, the old array untouched
+    assert p.grad is third and np.array_equal(first, np.arange(4.0) + 1)
 
 # ---------------------------------------------------------------------------- fused BN + SiLU
 @DTYPES

@@ -150,3 +150,49 @@ def test_drop_path_is_per_sample():
     np.testing.assert_array_equal(layer.backward(dy), y)  # same mask and scale
     layer.eval()
     assert layer(x) is x
+
+
+# ------------------------------------------------------- the gradients a layer hands to its Parameters
+FRESH_LAYERS = {  # every layer with parameters, every conv algorithm, both BatchNorm ops
+    **{f"conv2d-{a}": (lambda a=a: nn.Conv2d(8, 8, 3, rng=np.random.default_rng(0), algorithm=a))
+       for a in nn.Conv2d.ALGORITHMS},
+    "conv2d-1x1": lambda: nn.Conv2d(8, 16, 1, rng=np.random.default_rng(0)),
+    "conv2d-stride2": lambda: nn.Conv2d(8, 16, 3, 2, rng=np.random.default_rng(0)),
+    "depthwise": lambda: nn.DepthwiseConv2d(8, 3, rng=np.random.default_rng(0)),
+    "batchnorm": lambda: nn.BatchNorm2d(8),
+    "batchnorm-silu": lambda: nn.BatchNormSiLU(8),
+    "linear": lambda: nn.Linear(8, 5, rng=np.random.default_rng(0)),
+}
+
+
+def _layer_input(name):
+    return _x((3, 8), np.float32) if name == "linear" else _x((2, 6, 6, 8), np.float32)
+
+
+FRESH_CASES = [(name, True) for name in sorted(FRESH_LAYERS)] + \
+              [(name, False) for name in sorted(FRESH_LAYERS) if name.startswith("conv2d")]  # a Conv2d option
+
+
+@pytest.mark.parametrize("name,input_gradient", FRESH_CASES)
+def test_each_parameter_gradient_is_a_new_array_that_no_op_holds(name, input_gradient):
+    """Layers hand their ops' parameter gradients to ``Parameter.accumulate(..., fresh=True)``,
+    which keeps them without a copy. That is right only if each is a new array: sharing memory with
+    nothing the step touches, and never written again by a later call of the op."""
+    layer = FRESH_LAYERS[name]()
+    x = _layer_input(name)
+    y = layer(x)
+    dy = _x(y.shape, np.float32, seed=1)
+    dx = layer.backward(dy) if input_gradient else layer.backward(dy, input_gradient=False)
+    params = list(layer.parameters())
+    grads = [p.grad for p in params]
+    kept = [g.copy() for g in grads]
+    others = [x, y, dy] + ([] if dx is None else [dx]) + [p.data for p in params]
+    for i, g in enumerate(grads):
+        assert not any(np.shares_memory(g, a) for a in others + grads[:i] + grads[i + 1:]), name
+    layer.zero_grad()                                      # a second step on other data
+    y2 = layer(_layer_input(name) * 2)
+    dy2 = _x(y2.shape, np.float32, seed=3)
+    layer.backward(dy2) if input_gradient else layer.backward(dy2, input_gradient=False)
+    for g, before, p in zip(grads, kept, params):
+        assert np.array_equal(g, before), f"{name}: a later call wrote into the first step's gradient"
+        assert not np.shares_memory(g, p.grad)

@@ -8,7 +8,7 @@ Every layer has the same three-line shape::
 
     forward(x):   y, self._cache = ops.<op>_forward(x, params...)      # keep the cache for backward
     backward(dy): dx, dparams = ops.<op>_backward(dy, self._cache)     # use it once, then drop it
-                  param.accumulate(dparam)                             # grad += dparam
+                  param.accumulate(dparam, fresh=True)                 # grad += dparam (dparam: new, ours)
                   return dx
 
 The ops come from ``tinyeffnet.backend.ops_for(x)`` (CPU numpy arrays -> ``tinyeffnet.ops``), so a
@@ -179,11 +179,11 @@ class Conv2d(_CachedLayer):
         (the stem, whose input is the image: what PyTorch skips for an input without requires_grad)."""
         ops = backend.ops_for(dy)
         if not input_gradient and ops is cpu_ops and self.algorithm in self.WEIGHT_GRADIENT_OPS:
-            self.weight.accumulate(self.WEIGHT_GRADIENT_OPS[self.algorithm](dy, self._take_cache()))
+            self.weight.accumulate(self.WEIGHT_GRADIENT_OPS[self.algorithm](dy, self._take_cache()), fresh=True)
             return None
         backward_op = self.backward_op if ops is cpu_ops else ops.conv2d_backward
         dx, dw = backward_op(dy, self._take_cache())
-        self.weight.accumulate(dw)
+        self.weight.accumulate(dw, fresh=True)
         return dx if input_gradient else None  # (N, H, W, Cin)
 
     def extra_repr(self) -> str:
@@ -215,7 +215,7 @@ class DepthwiseConv2d(_CachedLayer):
 
     def backward(self, dy):
         dx, dw = backend.ops_for(dy).depthwise_conv2d_backward(dy, self._take_cache())
-        self.weight.accumulate(dw)
+        self.weight.accumulate(dw, fresh=True)
         return dx  # (N, H, W, C)
 
     def extra_repr(self) -> str:
@@ -261,8 +261,8 @@ class BatchNorm2d(_CachedLayer):
 
     def backward(self, dy):
         dx, dgamma, dbeta = getattr(backend.ops_for(dy), f"{self.op}_backward")(dy, self._take_cache())
-        self.weight.accumulate(dgamma)
-        self.bias.accumulate(dbeta)
+        self.weight.accumulate(dgamma, fresh=True)
+        self.bias.accumulate(dbeta, fresh=True)
         return dx  # (N, H, W, C)
 
     def extra_repr(self) -> str:
@@ -350,9 +350,9 @@ class Linear(_CachedLayer):
 
     def backward(self, dy):
         dx, dw, db = backend.ops_for(dy).linear_backward(dy, self._take_cache())
-        self.weight.accumulate(dw)
+        self.weight.accumulate(dw, fresh=True)
         if self.bias is not None:
-            self.bias.accumulate(db)
+            self.bias.accumulate(db, fresh=True)
         return dx  # (N, Cin)
 
     def extra_repr(self) -> str:
