@@ -9,7 +9,11 @@ first, Numba's kernels and numpy's BLAS fight torch's spinning OpenMP threads fo
 import os
 
 import tinyeffnet
+from tinyeffnet.process import SPINCOUNT
 
+# pytest -n 2 runs two processes on two cores: OpenMP workers that spin long (what configure_process
+# picks where MKL runs the GEMM) would spin against the other process's; keep the short spin
+os.environ.setdefault("GOMP_SPINCOUNT", SPINCOUNT["openblas"])
 tinyeffnet.configure_process()      # must come before numpy and torch
 
 

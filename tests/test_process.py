@@ -42,10 +42,13 @@ def test_configure_process_applies_the_defaults_and_torch_workers_get_the_users_
         "from tinyeffnet.process import worker_environment\n"
         "torch_env = worker_environment(False, '')\n"
         "ours_env = worker_environment(True, '')\n"
-        "print(json.dumps({'env': {k: os.environ.get(k) for k in r['applied']}, 'report': r,\n"
+        "from tinyeffnet import machine\n"
+        "from tinyeffnet.process import SPINCOUNT\n"
+        "spin = SPINCOUNT['mkl' if machine.mkl_expected() else 'openblas']\n"
+        "print(json.dumps({'env': {k: os.environ.get(k) for k in r['applied']}, 'report': r, 'spin': spin,\n"
         "                  'torch': {k: torch_env.get(k) for k in r['applied']},\n"
         "                  'ours': {k: ours_env.get(k) for k in r['applied']}}))\n")
-    assert report["env"]["GOMP_SPINCOUNT"] == "5000"
+    assert report["env"]["GOMP_SPINCOUNT"] == report["spin"] in ("5000", "100000")
     assert "OMP_WAIT_POLICY" not in report["report"]["applied"]   # no longer set: it made every prange wake sleeping threads
     assert report["env"]["OPENBLAS_THREAD_TIMEOUT"] == "4"
     assert report["env"]["NUMBA_CACHE_DIR"].endswith(os.path.join("tinyeffnet", "numba"))
@@ -139,3 +142,39 @@ def test_loading_the_kernels_unconfigured_warns_once_and_says_what_to_call():
     assert _warnings("configure") == []
     assert _warnings("plain", GOMP_SPINCOUNT="100") == []                  # the user chose a setting
     assert _warnings("plain", TINYEFFNET_THREADS_WARNING="0") == []        # a benchmark peer's process
+
+
+def test_the_spin_time_follows_the_gemm_that_will_run(monkeypatch):
+    """configure_process() picks GOMP_SPINCOUNT before numpy is imported, from machine.mkl_expected:
+    the environment's half of ops/blas.py's rule."""
+    from tinyeffnet import machine
+    from tinyeffnet.process import SPINCOUNT, defaults
+
+    monkeypatch.setattr(machine, "mkl_library", lambda: "/somewhere/lib/libmkl_rt.so.2")
+    monkeypatch.setattr(machine.sys, "platform", "linux")
+    cases = [  # (TINYEFFNET_BLAS, NUMBA_THREADING_LAYER, CPU vendor) -> MKL expected
+        ("auto", None, "GenuineIntel", True), ("", None, "GenuineIntel", True),
+        ("auto", "omp", "GenuineIntel", True), ("auto", "tbb", "GenuineIntel", False),
+        ("auto", None, "AuthenticAMD", False), ("numpy", None, "GenuineIntel", False),
+        ("mkl", None, "AuthenticAMD", True), ("nonsense", None, "GenuineIntel", False),
+    ]
+    for blas_choice, layer, vendor, expected in cases:
+        monkeypatch.setenv("TINYEFFNET_BLAS", blas_choice)
+        if layer is None:
+            monkeypatch.delenv("NUMBA_THREADING_LAYER", raising=False)
+        else:
+            monkeypatch.setenv("NUMBA_THREADING_LAYER", layer)
+        monkeypatch.setattr(machine, "cpu_vendor", lambda vendor=vendor: vendor)
+        assert machine.mkl_expected() is expected, (blas_choice, layer, vendor)
+        assert defaults()["GOMP_SPINCOUNT"] == SPINCOUNT["mkl" if expected else "openblas"]
+    monkeypatch.setenv("TINYEFFNET_BLAS", "auto")
+    monkeypatch.setattr(machine, "mkl_library", lambda: None)             # the wheel not installed
+    assert machine.mkl_expected() is False
+
+
+def test_the_expected_gemm_is_the_one_that_runs():
+    report = _run("import json, tinyeffnet\ntinyeffnet.configure_process()\n"
+                  "from tinyeffnet import machine\nexpected = machine.mkl_expected()\n"
+                  "from tinyeffnet.ops import blas\n"
+                  "print(json.dumps({'expected': expected, 'backend': blas.backend()}))\n")
+    assert report["expected"] == (report["backend"] == "mkl"), report

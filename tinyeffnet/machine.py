@@ -14,7 +14,11 @@ NUMBA_CPU_NAME alone is not enough: Numba then still passes the host's own featu
 AVX-512 included, and the compiled loops use zmm registers (seen on an AVX-512 Xeon); the feature
 string must be given too. ``tests/test_cpu_paths.py`` checks the compiled code for it.
 
-Nothing here imports torch.
+Which GEMM ``ops/blas.py`` will run (MKL or numpy's OpenBLAS) is decided here too, as far as the
+environment decides it (``mkl_expected``): ``configure_process()`` needs the answer before numpy is
+imported, to pick the OpenMP spin time that suits that GEMM.
+
+Nothing here imports torch, or numpy.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import functools
 import glob
 import os
 import platform
+import sys
 
 
 # The variables above, as one mapping: ``tinyeffnet bench train-step --isa avx2`` gives them to every
@@ -130,3 +135,47 @@ def describe() -> str:
     isa = "AVX-512" if p["cpu_avx512"] else "AVX2"
     return (f"{p['cpu']}, {isa} CPU; numpy {'AVX-512' if p['numpy_avx512'] else 'AVX2'} paths, "
             f"OpenBLAS {p['openblas_core']} kernels, Numba compiles for {p['numba_cpu']}")
+
+
+# ------------------------------------------------------------------------------- which GEMM will run
+BLAS_CHOICES = ("auto", "mkl", "numpy")      # TINYEFFNET_BLAS (ops/blas.py says what each means)
+
+
+def blas_choice() -> str:
+    """TINYEFFNET_BLAS as ops/blas.py reads it: "auto" when unset or empty, else lower-cased
+    (an unknown value is returned as it is; ops/blas.py refuses it with the list of choices)."""
+    return os.environ.get("TINYEFFNET_BLAS", "auto").strip().lower() or "auto"
+
+
+def mkl_library() -> str | None:
+    """The path of MKL's single dynamic library (``libmkl_rt``), where pip's ``mkl`` wheel puts it."""
+    prefixes = dict.fromkeys([sys.prefix, sys.base_prefix, os.path.expanduser("~/.local")])
+    for prefix in prefixes:
+        found = sorted(glob.glob(os.path.join(prefix, "lib", "libmkl_rt.so*")))
+        if found:
+            return found[-1]
+    return None
+
+
+def why_mkl_cannot_load(require_intel: bool) -> str | None:
+    """None when this machine can load MKL (Linux, the mkl wheel installed, an Intel CPU where
+    asked), else the reason. ops/blas.py adds the one condition that needs Numba: its threading
+    layer must be OpenMP, which MKL then shares."""
+    if not sys.platform.startswith("linux"):
+        return f"MKL is loaded on Linux only (this is {sys.platform})"
+    if mkl_library() is None:
+        return "the mkl package is not installed (pip install mkl)"
+    if require_intel and cpu_vendor() != "GenuineIntel":
+        return "the CPU is not an Intel one (set TINYEFFNET_BLAS=mkl to use MKL anyway)"
+    return None
+
+
+def mkl_expected() -> bool:
+    """Whether ops/blas.py will run MKL's GEMM in this process, judged from the environment alone
+    (no numpy, no Numba): TINYEFFNET_BLAS=mkl, or "auto" where MKL can load and the user did not
+    give Numba a threading layer other than OpenMP."""
+    choice = blas_choice()
+    if choice == "mkl":
+        return True
+    layer = os.environ.get("NUMBA_THREADING_LAYER", "default").strip().lower()
+    return choice == "auto" and layer in ("default", "omp") and why_mkl_cannot_load(require_intel=True) is None

@@ -11,16 +11,23 @@ imported; a user's script can do the same::
 
 Each setting is a default only: a value the user already put in the environment wins.
 
-- ``GOMP_SPINCOUNT=5000``: after a parallel loop, Numba's OpenMP workers (GNU libgomp) wait for the
-  next one by spinning about 5,000 times (tens of microseconds), then sleep. The two extremes both
-  lose. Spinning for the default 3 ms (or forever, ``OMP_WAIT_POLICY=ACTIVE``) fights OpenBLAS (called
-  for every GEMM) and, with torch in the process, torch's OpenMP threads for the same cores. Sleeping at
-  once (``OMP_WAIT_POLICY=PASSIVE``, this setting before 0.6.0) makes every parallel loop wake its
-  workers through the kernel: an empty ``prange`` loop costs 74 us instead of 1.5 us, and a training
-  step runs hundreds of them. Measured (2-core Xeon, family 6, AVX-512): EfficientNetV2-S step at
-  128 px, batch 8, 590 ms passive, 510 ms with 5,000; the main job's efficientnetv2_tiny, batch 64,
-  at 48 px 148 -> 70 ms and at 32 px 54 -> 37 ms (docs/DESIGN.md, section 9.1). GOMP_SPINCOUNT wins
-  over OMP_WAIT_POLICY in libgomp, so a user's global PASSIVE does not undo it.
+- ``GOMP_SPINCOUNT``: after a parallel loop, Numba's OpenMP workers (GNU libgomp) wait for the
+  next one by spinning, then sleep. How long to spin depends on who else wants the cores, so the
+  value depends on the GEMM (``machine.mkl_expected``, the rule of ops/blas.py):
+  - 5,000 (tens of microseconds) with numpy's OpenBLAS, whose own threads run every GEMM. Spinning
+    longer fights them (and, with torch in the process, torch's OpenMP threads): EfficientNetV2-S
+    step at 128 px, batch 8, 473 ms with 5,000 against 525 ms with 50,000. Sleeping at once
+    (``OMP_WAIT_POLICY=PASSIVE``, this setting before 0.6.0) makes every parallel loop wake its
+    workers through the kernel: an empty ``prange`` loop costs 74 us instead of 1.5 us, and a
+    training step runs hundreds of them: S 590 ms passive, 510 ms with 5,000; the main job's
+    efficientnetv2_tiny, batch 64, at 48 px 148 -> 70 ms and at 32 px 54 -> 37 ms.
+  - 100,000 with MKL, which runs on the same OpenMP workers (ops/blas.py): there is no other team
+    to fight, and a worker asleep when the next loop starts costs about 50 us to wake (a small
+    ``prange`` loop after 200 us of Python: 52 us, against 1.6 us run serially). S at 128 px 416
+    -> 398 ms, tiny at 48 px 52.7 -> 49.3 ms (7 alternating rounds; 300,000 and 1,000,000 the same).
+  (2-core Xeon, family 6, AVX-512; docs/DESIGN.md, section 9.1.) GOMP_SPINCOUNT wins over
+  OMP_WAIT_POLICY in libgomp, so a user's global PASSIVE does not undo it. The test suite runs two
+  processes on two cores and keeps 5,000 (tests/conftest.py).
 - ``OPENBLAS_THREAD_TIMEOUT=4``: after each GEMM, OpenBLAS's worker threads keep spinning for
   2^28 cycles (about 0.1 s) by default, waiting for more work; the next Numba kernel then shares a
   core with a spinning thread and runs up to 2x slower. With 4 (2^4 cycles, the minimum) they go to
@@ -49,6 +56,8 @@ import platform
 import sys
 import warnings
 
+from . import machine
+
 MALLOC_THRESHOLDS = {"M_MMAP_THRESHOLD": 64 << 20, "M_TRIM_THRESHOLD": 1 << 30}   # bytes
 _MALLOPT_CODES = {"M_TRIM_THRESHOLD": -1, "M_MMAP_THRESHOLD": -3}                   # glibc's malloc.h
 
@@ -58,9 +67,13 @@ def _default_cache_dir() -> str:
     return os.path.join(base, "tinyeffnet", "numba")
 
 
+SPINCOUNT = {"openblas": "5000", "mkl": "100000"}   # GOMP_SPINCOUNT by the GEMM that will run (see above)
+
+
 def defaults() -> dict:
     """The settings ``configure_process`` applies (name -> value)."""
-    return {"GOMP_SPINCOUNT": "5000", "OPENBLAS_THREAD_TIMEOUT": "4", "NUMBA_CACHE_DIR": _default_cache_dir()}
+    spin = SPINCOUNT["mkl" if machine.mkl_expected() else "openblas"]
+    return {"GOMP_SPINCOUNT": spin, "OPENBLAS_THREAD_TIMEOUT": "4", "NUMBA_CACHE_DIR": _default_cache_dir()}
 
 
 # What the environment held before configure_process() changed it (None: unset), so that

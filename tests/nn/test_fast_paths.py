@@ -13,7 +13,7 @@ import pytest
 from tinyeffnet import nn
 from tinyeffnet.models import EfficientNetV2, Stage, create_model
 from tinyeffnet.ops import conv2d, direct, winograd, winograd_fused
-from tinyeffnet.testing import compare
+from tinyeffnet.testing import compare, gradcheck
 
 CUSTOM = [  # block, repeats, kernel, stride, expand, in, out, se
     Stage("fused", 2, 3, 1, 1, 8, 8),           # 3x3 stride 1, thin (the direct conv when fast), residual
@@ -264,3 +264,47 @@ def test_conv_bn_act_backward_without_the_input_gradient(depthwise):
     assert unit.backward(dy, input_gradient=False) is None
     for key, p in unit.named_parameters():
         np.testing.assert_array_equal(p.grad, full[key], err_msg=key)
+
+
+# ------------------------------------------------------------------ Squeeze-Excite's fused backward
+def _squeeze_excite_pair(dtype):
+    return [nn.SqueezeExcite(24, 6, rng=np.random.default_rng(7), dtype=dtype, fast=fast) for fast in (True, False)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_squeeze_excite_backward_matches_the_three_readable_ops(dtype):
+    fused, readable = _squeeze_excite_pair(dtype)
+    x = np.random.default_rng(8).standard_normal((3, 5, 7, 24)).astype(dtype)
+    dy = np.random.default_rng(9).standard_normal(x.shape).astype(dtype)
+    results = []
+    for se in (fused, readable):
+        se.zero_grad()
+        y = se(x)
+        results.append((y, se.backward(dy), {name: p.grad.copy() for name, p in se.named_parameters()}))
+    (y_f, dx_f, g_f), (y_r, dx_r, g_r) = results
+    tol = dict(atol=1e-12, rtol=1e-12) if dtype == np.float64 else dict(atol=1e-6, rtol=1e-5)
+    assert np.array_equal(y_f, y_r)                      # the forward is shared
+    assert compare("dx", dx_f, dx_r, **tol).ok
+    for name in g_r:
+        assert compare(name, g_f[name], g_r[name], **tol).ok, name
+
+
+def test_fused_squeeze_excite_backward_passes_a_gradient_check():
+    se = nn.SqueezeExcite(6, 2, rng=np.random.default_rng(1), dtype=np.float64)
+    assert se.fast
+    forward, backward, names, values = nn.module_as_op(se)
+    x = np.random.default_rng(2).standard_normal((2, 3, 4, 6))
+    report = gradcheck(forward, backward, [x] + values, names=names, samples=None)
+    assert report.ok, report
+
+
+def test_squeeze_excite_says_which_backward_runs_and_keeps_one_cache_per_forward():
+    fused, readable = _squeeze_excite_pair(np.float32)
+    assert "backward=fused" in repr(fused) and "backward" not in repr(readable)
+    x = np.ones((1, 2, 2, 24), np.float32)
+    fused.backward(fused(x))
+    assert fused.pool._cache is None                      # the pool's cache was used up, as its backward would
+    with pytest.raises(RuntimeError, match="without a forward"):
+        fused.backward(x)
+    with pytest.raises(TypeError, match="SqueezeExcite: fast must be True or False"):
+        nn.SqueezeExcite(4, 1, fast="yes")

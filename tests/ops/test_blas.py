@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from tinyeffnet import machine
 from tinyeffnet.ops import blas
 
 LAYOUTS = {  # how an operand is laid out: C order, or the transpose of a C-order array (x.T)
@@ -71,7 +72,7 @@ def test_what_mkl_does_not_take_goes_to_numpy():
 
 
 def _intel_linux_x86():
-    return sys.platform.startswith("linux") and platform.machine() == "x86_64" and blas._intel_cpu()
+    return sys.platform.startswith("linux") and platform.machine() == "x86_64" and machine.cpu_vendor() == "GenuineIntel"
 
 
 def test_mkl_is_the_gemm_on_an_intel_linux_machine():
@@ -88,14 +89,14 @@ def test_mkl_is_the_gemm_on_an_intel_linux_machine():
 
 
 def _intel_cpu_with_mkl():
-    return _intel_linux_x86() and blas._mkl_library() is not None
+    return _intel_linux_x86() and machine.mkl_library() is not None
 
 
 def test_the_reasons_mkl_is_not_taken(monkeypatch):
-    monkeypatch.setattr(blas, "_mkl_library", lambda: None)
+    monkeypatch.setattr(machine, "mkl_library", lambda: None)
     assert "not installed" in blas._why_not_mkl(require_intel=True)
-    monkeypatch.setattr(blas, "_mkl_library", lambda: "/somewhere/libmkl_rt.so.2")
-    monkeypatch.setattr(blas, "_intel_cpu", lambda: False)
+    monkeypatch.setattr(machine, "mkl_library", lambda: "/somewhere/libmkl_rt.so.2")
+    monkeypatch.setattr(machine, "cpu_vendor", lambda: "AuthenticAMD")
     if sys.platform.startswith("linux"):
         assert "not an Intel one" in blas._why_not_mkl(require_intel=True)
         monkeypatch.setattr(blas, "_numba_threading_layer", lambda: "workqueue")
@@ -116,5 +117,5 @@ def test_the_environment_variable_chooses():
     done = _backend_in_a_fresh_process("mkl")
     if _intel_cpu_with_mkl():
         assert done.returncode == 0 and done.stdout.strip() == "mkl", done.stderr
-    elif blas._mkl_library() is None:
+    elif machine.mkl_library() is None:
         assert done.returncode != 0 and "TINYEFFNET_BLAS=mkl, but the mkl package is not installed" in done.stderr

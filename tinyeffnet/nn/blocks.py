@@ -33,6 +33,9 @@ Its backward has TWO paths to x, because x is used twice (in the product and in 
     dx = dy * g                                      (the product, with g held fixed)
        + pool.backward(reduce.backward(... dg ...))  (through the gate),  dg = sum_{h,w} dy * x
 
+``SqueezeExcite(fast=True)`` (the default) computes the same sum in four passes over the big tensor
+instead of seven (``ops/squeeze_excite.py``); fast=False runs the three ops above one by one.
+
 Stochastic depth (Huang et al. 2016): block i (global index, from 0) of a network with B blocks
 drops its residual branch with probability drop_path_rate * i / B in training (torchvision rule).
 """
@@ -41,7 +44,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..ops._checks import check_eps, check_int, check_number, check_probability, check_stride
+from .. import ops as cpu_ops
+from ..ops import squeeze_excite
+from ..ops._checks import (check_bool, check_channel_gate_cache, check_eps, check_gradient, check_int, check_number,
+                           check_probability, check_stride)
 from .layers import ConvBNAct, DropPath, GlobalAvgPool, Linear, Sigmoid, SiLU
 from .module import Module
 
@@ -79,11 +85,12 @@ class SqueezeExcite(Module):
     Cache: x and g (the product's two factors), needed for dx = dy * g and dg = sum dy * x.
     """
 
-    def __init__(self, channels: int, squeeze: int, rng=None, dtype=np.float32):
+    def __init__(self, channels: int, squeeze: int, rng=None, dtype=np.float32, fast: bool = True):
         super().__init__()
         channels = check_int("channels", channels, op="SqueezeExcite")
         squeeze = check_int("squeeze", squeeze, op="SqueezeExcite")
         self.channels, self.squeeze = channels, squeeze
+        self.fast = check_bool("fast", fast, op="SqueezeExcite")   # the backward of ops/squeeze_excite.py
         self.pool = GlobalAvgPool()
         self.reduce = Linear(channels, squeeze, init="conv1x1", rng=rng, dtype=dtype)
         self.act = SiLU()
@@ -102,6 +109,8 @@ class SqueezeExcite(Module):
         if self._cache is None:
             raise RuntimeError("SqueezeExcite.backward called without a forward")
         cache, self._cache = self._cache, None
+        if self.fast and backend.ops_for(dy) is cpu_ops:
+            return self._fused_backward(dy, cache)
         # path 1: through the product, gate held fixed: dx_product = dy * g[:, None, None, :]
         # path 2 starts with the gate's gradient:      dg = sum_{h,w} dy * x
         dx_product, dg = backend.ops_for(dy).channel_gate_backward(dy, cache)  # (N, H, W, C), (N, C)
@@ -111,8 +120,18 @@ class SqueezeExcite(Module):
         dx_gate = self.pool.backward(ds)          # (N, H, W, C), ds / (H W) at every pixel
         return backend.ops_for(dx_product).add(dx_product, dx_gate)   # (N, H, W, C)
 
+    def _fused_backward(self, dy, cache):
+        """The same dx with the two big-tensor terms formed in registers (ops/squeeze_excite.py)."""
+        x, g = check_channel_gate_cache(cache)
+        dy = check_gradient(dy, x.shape, x.dtype, op="SqueezeExcite.backward", ndim=4)
+        dg = squeeze_excite.gate_gradient(dy, x)                 # (N, C): sum_{h,w} dy * x
+        dz = self.expand.backward(self.gate.backward(dg))       # (N, Cr)
+        ds = self.reduce.backward(self.act.backward(dz))        # (N, C)
+        self.pool._take_cache()                   # its backward, ds / (H W), is folded into input_gradient
+        return squeeze_excite.input_gradient(dy, g, ds)         # dy * g + ds / (H W): (N, H, W, C)
+
     def extra_repr(self) -> str:
-        return f"{self.channels}, squeeze={self.squeeze}"
+        return f"{self.channels}, squeeze={self.squeeze}" + (", backward=fused" if self.fast else "")
 
 
 class _ResidualBlock(Module):
@@ -156,7 +175,7 @@ class MBConv(_ResidualBlock):
         unit = dict(padding=padding, bn_eps=bn_eps, rng=rng, dtype=dtype, fast=fast)  # fast: ConvBNAct's
         self.expand = ConvBNAct(in_channels, mid, 1, **unit) if mid != in_channels else None
         self.depthwise = ConvBNAct(mid, mid, kernel_size, stride, depthwise=True, **unit)
-        self.se = (SqueezeExcite(mid, squeeze_channels(in_channels, se_ratio), rng=rng, dtype=dtype)
+        self.se = (SqueezeExcite(mid, squeeze_channels(in_channels, se_ratio), rng=rng, dtype=dtype, fast=fast)
                    if se_ratio else None)
         self.project = ConvBNAct(mid, out_channels, 1, act=False, **unit)
         self._setup_residual(in_channels, out_channels, stride, drop_path_rate)

@@ -33,9 +33,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import glob
-import os
-import sys
 
 import numpy as np
 
@@ -43,25 +40,11 @@ from .. import machine
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112          # CBLAS enums
 _MKL_THREADING_GNU = 3
-CHOICES = ("auto", "mkl", "numpy")
+CHOICES = machine.BLAS_CHOICES
 
 
 class BlasUnavailable(RuntimeError):
     """TINYEFFNET_BLAS=mkl, and MKL could not be loaded (the message says why)."""
-
-
-def _mkl_library() -> str | None:
-    """The path of MKL's single dynamic library (``libmkl_rt``), where pip's ``mkl`` wheel puts it."""
-    prefixes = dict.fromkeys([sys.prefix, sys.base_prefix, os.path.expanduser("~/.local")])
-    for prefix in prefixes:
-        found = sorted(glob.glob(os.path.join(prefix, "lib", "libmkl_rt.so*")))
-        if found:
-            return found[-1]
-    return None
-
-
-def _intel_cpu() -> bool:
-    return machine.cpu_vendor() == "GenuineIntel"
 
 
 def _numba_threading_layer() -> str:
@@ -74,13 +57,11 @@ def _numba_threading_layer() -> str:
 
 
 def _why_not_mkl(require_intel: bool) -> str | None:
-    """None when MKL can run here, else the reason it cannot."""
-    if not sys.platform.startswith("linux"):
-        return f"MKL is loaded on Linux only (this is {sys.platform})"
-    if _mkl_library() is None:
-        return "the mkl package is not installed (pip install mkl)"
-    if require_intel and not _intel_cpu():
-        return "the CPU is not an Intel one (set TINYEFFNET_BLAS=mkl to use MKL anyway)"
+    """None when MKL can run here, else the reason it cannot (machine.why_mkl_cannot_load, and
+    Numba's threading layer)."""
+    reason = machine.why_mkl_cannot_load(require_intel)
+    if reason is not None:
+        return reason
     layer = _numba_threading_layer()
     if layer != "omp":
         return f"Numba's threading layer is {layer!r}, not OpenMP, which MKL would share"
@@ -123,7 +104,7 @@ class _MKL:
 @functools.lru_cache(maxsize=None)
 def _mkl():
     """The loaded MKL, or None for numpy's matmul (the choice described in the module docstring)."""
-    choice = os.environ.get("TINYEFFNET_BLAS", "auto").strip().lower() or "auto"
+    choice = machine.blas_choice()
     if choice not in CHOICES:
         raise ValueError(f"TINYEFFNET_BLAS must be one of {', '.join(CHOICES)}, got {choice!r}")
     if choice == "numpy":
@@ -133,7 +114,7 @@ def _mkl():
         if choice == "mkl":
             raise BlasUnavailable(f"TINYEFFNET_BLAS=mkl, but {reason}")
         return None
-    return _MKL(_mkl_library())
+    return _MKL(machine.mkl_library())
 
 
 def backend() -> str:
