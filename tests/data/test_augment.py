@@ -143,7 +143,12 @@ def test_the_compiled_affine_resampler_gives_the_numpy_versions_bits(dtype, h, w
         assert fast.dtype == readable.dtype == dtype
         np.testing.assert_array_equal(fast, readable)
     for name in ("rotate", "shear_x", "shear_y", "translate_x", "translate_y"):   # the ops use it
-        assert "_affine" in RAND_AUGMENT_OPS[name].__code__.co_names
+        assert "_each_affine" in RAND_AUGMENT_OPS[name].__code__.co_names
+    assert "_affine_group_kernel" in augment._each_affine.__code__.co_names
+    group = rng.random((5, h, w, 3)).astype(dtype)             # the compiled call for a group of images
+    transforms = [(((np.cos(a), -np.sin(a)), (np.sin(a), np.cos(a))), (a * w, -a * h)) for a in rng.uniform(-1, 1, 5)]
+    np.testing.assert_array_equal(augment._each_affine(group, transforms),
+                                  np.stack([augment._affine_numpy(g, *t) for g, t in zip(group, transforms)]))
 
 
 def test_rand_augment_batch_shapes_ranges_and_determinism():
@@ -220,3 +225,20 @@ def test_property_rand_augment_and_crop_stay_in_range(h, w, magnitude, layers, s
     assert out.min() >= 0 and out.max() <= 1
     crop = random_resized_crop(out, 5, rng)
     assert crop.shape == (2, 5, 5, 3) and crop.min() >= 0 and crop.max() <= 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rand_augment_runs_each_image_through_its_own_draws_as_apply_op_would(dtype):
+    """rand_augment groups the images that drew the same op at a layer and runs the op once per
+    group; the result is each image augmented alone with the same draws, in the same order."""
+    x = batch(24, 12, 10, 3, dtype)
+    names = list(RAND_AUGMENT_OPS)
+    out = rand_augment(x, np.random.default_rng(3), num_layers=2, magnitude=17)
+    rng, expected = np.random.default_rng(3), x.copy()
+    for i in range(len(x)):                                     # the draws, image by image
+        for _ in range(2):
+            name = names[int(rng.integers(len(names)))]
+            sign = 1.0 if rng.random() < 0.5 else -1.0
+            expected[i] = apply_op(expected[i], name, 17, sign)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=4 * np.finfo(dtype).eps)
+    assert out.dtype == dtype

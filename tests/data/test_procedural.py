@@ -26,6 +26,7 @@ def test_same_seed_gives_identical_arrays_and_other_seeds_or_splits_differ(datas
 def test_sample_i_does_not_depend_on_num_samples_or_batch_composition(dataset, num_samples):
     small = dataset(23, 24, seed=1)
     large = dataset(57, 24, seed=1)
+    small.CACHE_BYTES = large.CACHE_BYTES = 0      # every batch drawn afresh: what the render cache relies on
     np.testing.assert_array_equal(small.arrays()[0], large.batch(np.arange(23))[0])
     np.testing.assert_array_equal(small.labels, large.labels[:23])
     alone, _ = large.batch([5])
@@ -42,3 +43,29 @@ def test_bad_indices_and_sizes_in_batch(dataset, num_samples):
         ds.batch([0.5])
     with pytest.raises(ValueError, match="image_size must be >= 4, got 2"):
         ds.batch([0], image_size=2)
+
+
+@pytest.mark.parametrize("dataset, num_samples", DATASETS)
+def test_the_render_cache_gives_the_pixels_a_fresh_render_gives(dataset, num_samples):
+    cached, fresh = dataset(num_samples, 24, seed=3), dataset(num_samples, 24, seed=3)
+    fresh.CACHE_BYTES = 0
+    for indices, size in [([4, 1, 4], 24), ([1, 2, 3], 24), ([0, 1], 20), (list(range(num_samples)), 20),
+                          ([7, 1], 24)]:                  # repeats, a second size replacing the first, back
+        images, labels = cached.batch(indices, size)
+        expected, expected_labels = fresh.batch(indices, size)
+        np.testing.assert_array_equal(images, expected)
+        np.testing.assert_array_equal(labels, expected_labels)
+    assert fresh._cache is None and cached._cache[0] == 24
+    assert cached._cache[2].sum() == 2                    # only what was asked for at 24 px since the switch
+    images, _ = cached.batch([7], 24)
+    images[...] = -1.0                                    # a batch is a copy: writing it changes no later batch
+    np.testing.assert_array_equal(cached.batch([7], 24)[0], fresh.batch([7], 24)[0])
+
+
+def test_a_dataset_too_big_for_the_cache_renders_every_batch():
+    ds = ShapesDataset(40, 32)
+    ds.CACHE_BYTES = 40 * 32 * 32 * 3 * 4 - 1            # one byte short of the whole set at 32 px
+    ds.batch([0, 1], 32)
+    assert ds._cache is None
+    ds.batch([0, 1], 31)                                  # the whole set at 31 px fits
+    assert ds._cache[0] == 31
