@@ -51,7 +51,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from tinyeffnet.ops._checks import as_float_array, check_dtype, check_int, describe, is_number
 
@@ -369,11 +369,13 @@ def _affine(x, matrix, shift):
     return out
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _affine_group_kernel(x, transforms, out):
-    """_affine_kernel on each image of a group, the images split over the cores. x, out:
-    (k, H, W, C); transforms (k, 6): m00, m01, m10, m11, shift_x, shift_y per image."""
-    for i in prange(x.shape[0]):
+    """_affine_kernel on each image of a group, on one core. x, out: (k, H, W, C); transforms (k, 6):
+    m00, m01, m10, m11, shift_x, shift_y per image. Serial on purpose: the data pipeline starts no
+    thread pool of its own, which would spin against the training step's (ours, or PyTorch's in
+    ``bench train-vs-torch``, whose job runs this same augmentation)."""
+    for i in range(x.shape[0]):
         t = transforms[i]
         _affine_kernel(x[i], t[0], t[1], t[2], t[3], t[4], t[5], out[i])
 
