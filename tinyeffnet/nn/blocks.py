@@ -82,6 +82,8 @@ class SqueezeExcite(Module):
     squeeze:  Cr, the hidden width (0.25 x the block input channels in EfficientNetV2).
     The two 1x1 convs of the usual formulation act on a (N, 1, 1, C) tensor, so they ARE linear
     layers with bias on (N, C); interop.py reshapes their weights to torchvision's fc1/fc2 convs.
+    fast:     True (the default): the backward of ops/squeeze_excite.py on the CPU (the two
+              big-tensor terms of dx in one pass); False: the three readable ops.
     Cache: x and g (the product's two factors), needed for dx = dy * g and dg = sum dy * x.
     """
 
@@ -115,20 +117,22 @@ class SqueezeExcite(Module):
         # path 2 starts with the gate's gradient:      dg = sum_{h,w} dy * x
         dx_product, dg = backend.ops_for(dy).channel_gate_backward(dy, cache)  # (N, H, W, C), (N, C)
         # path 2: through the gate, back down the excite/reduce chain to the pooled input
-        dz = self.expand.backward(self.gate.backward(dg))    # (N, Cr)
-        ds = self.reduce.backward(self.act.backward(dz))     # (N, C)
-        dx_gate = self.pool.backward(ds)          # (N, H, W, C), ds / (H W) at every pixel
+        dx_gate = self.pool.backward(self._excite_backward(dg))   # (N, H, W, C), ds / (H W) at every pixel
         return backend.ops_for(dx_product).add(dx_product, dx_gate)   # (N, H, W, C)
 
     def _fused_backward(self, dy, cache):
         """The same dx with the two big-tensor terms formed in registers (ops/squeeze_excite.py)."""
         x, g = check_channel_gate_cache(cache)
         dy = check_gradient(dy, x.shape, x.dtype, op="SqueezeExcite.backward", ndim=4)
-        dg = squeeze_excite.gate_gradient(dy, x)                 # (N, C): sum_{h,w} dy * x
-        dz = self.expand.backward(self.gate.backward(dg))       # (N, Cr)
-        ds = self.reduce.backward(self.act.backward(dz))        # (N, C)
+        ds = self._excite_backward(squeeze_excite.gate_gradient(dy, x))   # dg = sum_{h,w} dy * x, then (N, C)
         self.pool._take_cache()                   # its backward, ds / (H W), is folded into input_gradient
         return squeeze_excite.input_gradient(dy, g, ds)         # dy * g + ds / (H W): (N, H, W, C)
+
+    def _excite_backward(self, dg):
+        """The gate's gradient dg (N, C) back through sigmoid, expand, SiLU and reduce: ds (N, C), the
+        gradient of the pooled input s."""
+        dz = self.expand.backward(self.gate.backward(dg))       # (N, Cr)
+        return self.reduce.backward(self.act.backward(dz))      # (N, C)
 
     def extra_repr(self) -> str:
         return f"{self.channels}, squeeze={self.squeeze}" + (", backward=fused" if self.fast else "")
