@@ -162,3 +162,25 @@ def test_bench_progressive_passes_its_options_on(monkeypatch, capsys, tmp_path):
     assert capsys.readouterr().out.startswith("TABLE")
     assert cli.main(["bench", "progressive"]) == 0                   # the defaults: the main job, 3 seeds
     assert (seen["dataset"], seen["seeds"], seen["schedule"]) == ("shapes", 3, "custom")
+
+
+def test_bench_train_vs_torch_passes_its_options_on(monkeypatch, capsys):
+    seen = {}
+
+    def fake_run(**options):
+        seen.update(options)
+        return {"fake": True}
+
+    monkeypatch.setattr("tinyeffnet.bench.train_vs_torch.run", fake_run)
+    monkeypatch.setattr("tinyeffnet.bench.train_vs_torch.format_table", lambda results: "TABLE")
+    assert cli.main(["bench", "train-vs-torch", "--rounds", "2", "--peers", "torch-cl", "--isa", "avx2",
+                     "--target", "0.8", "--epochs", "3", "--train-samples", "64", "--val-samples", "32"]) == 0
+    del seen["progress"]
+    assert seen == dict(rounds=2, target=0.8, epochs=3, peers=("torch-cl",), isa="avx2", train_samples=64,
+                        val_samples=32)
+    assert capsys.readouterr().out.startswith("TABLE")
+
+
+def test_bench_train_vs_torch_refuses_a_peer_it_has_no_job_for(capsys):
+    assert cli.main(["bench", "train-vs-torch", "--peers", "torch-compile"]) == 2
+    assert "peers must be one or more of torch, torch-cl" in capsys.readouterr().err

@@ -134,8 +134,13 @@ def _cmd_bench(args) -> int:
     if args.what == "train-vs-torch":
         from .bench import train_vs_torch
 
-        results = train_vs_torch.run(rounds=args.rounds or 1, target=args.target, epochs=args.epochs,
-                                     progress=lambda msg: print(msg, file=sys.stderr))
+        try:  # run() refuses a peer it has no job for (torch-compile) and other bad values
+            results = train_vs_torch.run(rounds=args.rounds or 1, target=args.target, epochs=args.epochs,
+                                         peers=args.peers, isa=args.isa, train_samples=args.train_samples,
+                                         val_samples=args.val_samples,
+                                         progress=lambda msg: print(msg, file=sys.stderr))
+        except (ValueError, TypeError) as err:
+            return _error(err)
         print(json.dumps(results, indent=1) if args.json else train_vs_torch.format_table(results))
         return 0
     if args.what == "gpu":
@@ -311,16 +316,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="efficientnetv2_s",
                    help="train-step/profile: the network (efficientnetv2_tiny: the main job's, 10 classes)")
     p.add_argument("--peers", default="torch,torch-cl", type=_peer_list,
-                   help="train-step: comma-separated PyTorch contenders among torch (NCHW), torch-cl "
-                        "(channels_last), torch-compile")
+                   help="train-step/train-vs-torch: comma-separated PyTorch contenders among torch (NCHW), "
+                        "torch-cl (channels_last), torch-compile (train-step only)")
     p.add_argument("--isa", choices=["native", "avx2"], default="native",
-                   help="train-step: avx2 forces the AVX2 code paths in numpy, OpenBLAS, Numba and torch "
-                        "for every contender")
+                   help="train-step/train-vs-torch: avx2 forces the AVX2 code paths in numpy, OpenBLAS, Numba "
+                        "and torch for every contender")
     p.add_argument("--out", default=None,
                    help="progressive/scaling/claims/gpu: output folder (default runs/bench_<what>)")
     p.add_argument("--budget", type=positive_float, default=60.0, help="claims: training seconds per run")
     p.add_argument("--epochs", type=positive_int, default=None,
-                   help="progressive: epochs (None: the train default); scaling: epochs per member (None: 8)")
+                   help="progressive/train-vs-torch: epochs (None: the train default); "
+                        "scaling: epochs per member (None: 8)")
     p.add_argument("--seeds", type=positive_int, default=None,
                    help="progressive/scaling: runs (seeds 0, 1, ...) per variant or member (None: 3 for "
                         "progressive, 2 for scaling)")
@@ -329,9 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=sorted(BUILT_IN), default=None,
                    help="progressive/scaling: built-in dataset (None: shapes for progressive, clutter for scaling)")
     p.add_argument("--train-samples", type=positive_int, default=None,
-                   help="progressive/scaling: training images (None: the train default; scaling 2000)")
+                   help="progressive/scaling/train-vs-torch: training images (None: the train default; scaling 2000)")
     p.add_argument("--val-samples", type=positive_int, default=None,
-                   help="progressive/scaling: validation images (None: the train default; scaling 500)")
+                   help="progressive/scaling/train-vs-torch: validation images (None: the train default; scaling 500)")
     from .train.presets import SCHEDULES
 
     p.add_argument("--schedule", choices=SCHEDULES, default="custom",

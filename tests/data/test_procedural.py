@@ -69,3 +69,43 @@ def test_a_dataset_too_big_for_the_cache_renders_every_batch():
     assert ds._cache is None
     ds.batch([0, 1], 31)                                  # the whole set at 31 px fits
     assert ds._cache[0] == 31
+
+
+def test_the_compiled_background_and_paint_give_the_bits_numpy_broadcasting_gives():
+    """fill_background and paint are the readable broadcasting formulas run as one loop: the same
+    float32 operations in the same order, so the same bits (at every size the datasets draw)."""
+    from tinyeffnet.data.procedural import fill_background, paint
+
+    rng = np.random.default_rng(3)
+    for n, size in [(1, 4), (5, 17), (9, 48)]:
+        bg = rng.random((n, 3), dtype=np.float32)
+        wave = (rng.standard_normal((n, size, size)) * 0.1).astype(np.float32)
+        out = np.empty((n, size, size, 3), dtype=np.float32)
+        fill_background(bg, wave, out)
+        expected = np.empty_like(out)
+        np.add(bg[:, None, None, :], wave[..., None], out=expected)                  # (N, S, S, 3)
+        np.testing.assert_array_equal(out, expected)
+
+        a = rng.random((n, size, size), dtype=np.float32)                           # every image painted
+        fg = rng.random((n, 3), dtype=np.float32)
+        paint(out, a, fg)
+        expected += (fg[:, None, None, :] - expected) * a[..., None]
+        np.testing.assert_array_equal(out, expected)
+
+        rows = np.flatnonzero(rng.random(n) < 0.5)                                  # some images painted
+        a, fg = a[: rows.size], fg[: rows.size]
+        paint(out, a, fg, rows)
+        part = expected[rows]
+        part += (fg[:, None, None, :] - part) * a[..., None]
+        expected[rows] = part
+        np.testing.assert_array_equal(out, expected)
+
+
+def test_paint_refuses_coverage_or_colours_that_do_not_match_the_images():
+    from tinyeffnet.data.procedural import paint
+
+    out = np.zeros((4, 8, 8, 3), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"paint: a must be \(2, 8, 8\) and rgb \(2, 3\)"):
+        paint(out, np.zeros((4, 8, 8), np.float32), np.zeros((4, 3), np.float32), rows=[0, 2])
+    with pytest.raises(ValueError, match=r"paint: a must be \(4, 8, 8\)"):
+        paint(out, np.zeros((4, 8, 7), np.float32), np.zeros((4, 3), np.float32))

@@ -71,7 +71,7 @@ from __future__ import annotations
 import numpy as np
 
 from .procedural import (SPLITS, ProceduralDataset, check_count, check_split, coverage_by_label,
-                         local_frame)
+                         local_frame, paint)
 from .shapes import _background, _stripe_distance
 
 __all__ = ["ClutterDataset", "CLUTTER_CLASS_NAMES"]
@@ -158,29 +158,19 @@ class ClutterDataset(ProceduralDataset):
         _background(main, size, out=out)                                            # (N, S, S, 3)
         for in_front in (False, True):
             if in_front:
-                _paint(out, _coverage(main, labels, size), main["fg"])
+                paint(out, _coverage(main, labels, size), main["fg"])
             for slot in slots:
                 show = slot["active"] & (slot["front"] == in_front)                 # (N,) bool
                 if show.any():
                     rows = np.flatnonzero(show)
                     a = _coverage(_take(slot, rows), slot["label"][rows], size)     # (n, S, S)
-                    _paint(out, a, slot["fg"][rows], rows)
+                    paint(out, a, slot["fg"][rows], rows)
         if self.noise:
             self._add_noise(indices, size, out)
         np.clip(out, 0, 1, out=out)
 
 def _take(params: dict, rows: np.ndarray) -> dict:
     return {k: v[rows] for k, v in params.items()}
-
-
-def _paint(out: np.ndarray, a: np.ndarray, rgb: np.ndarray, rows=None) -> None:
-    """out <- out (1 - a) + rgb a (a lerp), for all samples or only ``rows``. a (n, S, S), rgb (n, 3)."""
-    if rows is None:
-        out += (rgb[:, None, None, :] - out) * a[..., None]
-    else:
-        part = out[rows]
-        part += (rgb[:, None, None, :] - part) * a[..., None]
-        out[rows] = part
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -55,8 +55,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .procedural import (SPLITS, ProceduralDataset, check_count, check_split, coverage_by_label,
-                         local_frame, pixel_centres)
+from .procedural import (SPLITS, ProceduralDataset, check_count, check_split, coverage_by_label, fill_background,
+                         local_frame, paint, pixel_centres)
 
 __all__ = ["ShapesDataset", "CLASS_NAMES"]
 
@@ -114,10 +114,9 @@ class ShapesDataset(ProceduralDataset):
     def _render(self, indices: np.ndarray, size: int, out: np.ndarray) -> None:
         """Draw the scenes of ``indices`` into out (N, S, S, 3) float32."""
         params = _scene_parameters(self._table[indices], self.labels[indices])
-        a = _coverage(params, self.labels[indices], size)[..., None]                # (N, S, S, 1)
+        a = _coverage(params, self.labels[indices], size)                           # (N, S, S)
         _background(params, size, out=out)                                           # (N, S, S, 3)
-        fg = params["fg"][:, None, None, :]                                          # (N, 1, 1, 3)
-        out += (fg - out) * a                           # bg (1 - a) + fg a, written as a lerp
+        paint(out, a, params["fg"])                     # bg (1 - a) + fg a, written as a lerp
         if self.noise:
             self._add_noise(indices, size, out)
         np.clip(out, 0, 1, out=out)
@@ -220,4 +219,4 @@ def _background(params: dict, size: int, out: np.ndarray) -> None:
     wave = params["wave_amp"][:, None, None] * np.sin(
         np.float32(2 * np.pi) * params["wave_freq"][:, None, None] * along
         + params["wave_phase"][:, None, None])                                   # (N, S, S)
-    np.add(params["bg"][:, None, None, :], wave[..., None], out=out)             # (N, S, S, 3)
+    fill_background(params["bg"], wave, out)                                     # (N, S, S, 3)
