@@ -11,7 +11,7 @@ import importlib
 
 from .process import configure_process
 
-__version__ = "0.8.1"
+__version__ = "0.8.2"
 
 # name -> the submodule that defines it, imported on first use (PEP 562 module __getattr__)
 _LAZY = {"ops": "tinyeffnet.ops", "create_model": "tinyeffnet.models", "list_models": "tinyeffnet.models"}
