@@ -145,15 +145,22 @@ def test_train_names_the_schedule_behind_a_bad_size(capsys):
     assert err.startswith("error: max_size must be an int >= min_size (128), got 48") and "paper schedule" in err
 
 
-def test_bench_progressive_passes_its_options_on(monkeypatch, capsys, tmp_path):
+def _fake_bench(monkeypatch, module: str) -> dict:
+    """Replace tinyeffnet.bench.<module>'s run (it records its options in the dict returned) and
+    format_table (it prints "TABLE")."""
     seen = {}
 
     def fake_run(**options):
         seen.update(options)
         return {"fake": True}
 
-    monkeypatch.setattr("tinyeffnet.bench.progressive.run", fake_run)
-    monkeypatch.setattr("tinyeffnet.bench.progressive.format_table", lambda results: "TABLE")
+    monkeypatch.setattr(f"tinyeffnet.bench.{module}.run", fake_run)
+    monkeypatch.setattr(f"tinyeffnet.bench.{module}.format_table", lambda results: "TABLE")
+    return seen
+
+
+def test_bench_progressive_passes_its_options_on(monkeypatch, capsys, tmp_path):
+    seen = _fake_bench(monkeypatch, "progressive")
     out = str(tmp_path / "b")
     assert cli.main(["bench", "progressive", "--seeds", "2", "--dataset", "clutter", "--target", "0.5", "--epochs",
                      "3", "--train-samples", "64", "--val-samples", "32", "--out", out, "--schedule", "released"]) == 0
@@ -165,14 +172,7 @@ def test_bench_progressive_passes_its_options_on(monkeypatch, capsys, tmp_path):
 
 
 def test_bench_train_vs_torch_passes_its_options_on(monkeypatch, capsys):
-    seen = {}
-
-    def fake_run(**options):
-        seen.update(options)
-        return {"fake": True}
-
-    monkeypatch.setattr("tinyeffnet.bench.train_vs_torch.run", fake_run)
-    monkeypatch.setattr("tinyeffnet.bench.train_vs_torch.format_table", lambda results: "TABLE")
+    seen = _fake_bench(monkeypatch, "train_vs_torch")
     assert cli.main(["bench", "train-vs-torch", "--rounds", "2", "--peers", "torch-cl", "--isa", "avx2",
                      "--target", "0.8", "--epochs", "3", "--train-samples", "64", "--val-samples", "32"]) == 0
     del seen["progress"]
