@@ -101,11 +101,15 @@ def test_the_compiled_background_and_paint_give_the_bits_numpy_broadcasting_give
         np.testing.assert_array_equal(out, expected)
 
 
-def test_paint_refuses_coverage_or_colours_that_do_not_match_the_images():
-    from tinyeffnet.data.procedural import paint
+def test_paint_and_fill_background_refuse_arrays_that_do_not_match_the_images():
+    from tinyeffnet.data.procedural import fill_background, paint
 
     out = np.zeros((4, 8, 8, 3), dtype=np.float32)
     with pytest.raises(ValueError, match=r"paint: a must be \(2, 8, 8\) and rgb \(2, 3\)"):
         paint(out, np.zeros((4, 8, 8), np.float32), np.zeros((4, 3), np.float32), rows=[0, 2])
     with pytest.raises(ValueError, match=r"paint: a must be \(4, 8, 8\)"):
         paint(out, np.zeros((4, 8, 7), np.float32), np.zeros((4, 3), np.float32))
+    with pytest.raises(IndexError, match=r"paint: rows must be in \[0, 4\), got values in \[1, 4\]"):
+        paint(out, np.zeros((2, 8, 8), np.float32), np.zeros((2, 3), np.float32), rows=[1, 4])
+    with pytest.raises(ValueError, match=r"fill_background: bg must be \(4, 3\) and wave \(4, 8, 8\)"):
+        fill_background(np.zeros((4, 3), np.float32), np.zeros((4, 8, 9), np.float32), out)

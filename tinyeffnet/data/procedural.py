@@ -162,6 +162,9 @@ def _fill_background_kernel(bg, wave, out):
 
 def fill_background(bg: np.ndarray, wave: np.ndarray, out: np.ndarray) -> None:
     """out[n, i, j, c] = bg[n, c] + wave[n, i, j]: bg (N, 3), wave (N, S, S), out (N, S, S, 3) float32."""
+    if bg.shape != (out.shape[0], out.shape[3]) or wave.shape != out.shape[:3]:
+        raise ValueError(f"fill_background: bg must be {(out.shape[0], out.shape[3])} and wave {out.shape[:3]} "
+                         f"for out {out.shape}, got {bg.shape} and {wave.shape}")
     _fill_background_kernel(np.ascontiguousarray(bg, dtype=out.dtype), np.ascontiguousarray(wave, dtype=out.dtype),
                             out)
 
@@ -184,6 +187,8 @@ def paint(out: np.ndarray, a: np.ndarray, rgb: np.ndarray, rows=None) -> None:
     out (N, S, S, 3) float32; a (n, S, S) coverage in [0, 1]; rgb (n, 3); rows (n,) the images of out
     that a and rgb belong to (default: all, n = N)."""
     rows = np.arange(out.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+    if rows.size and (rows.min() < 0 or rows.max() >= out.shape[0]):       # the loop does not check
+        raise IndexError(f"paint: rows must be in [0, {out.shape[0]}), got values in [{rows.min()}, {rows.max()}]")
     if a.shape != (rows.size,) + out.shape[1:3] or rgb.shape != (rows.size, out.shape[3]):
         raise ValueError(f"paint: a must be {(rows.size,) + out.shape[1:3]} and rgb {(rows.size, out.shape[3])} "
                          f"for out {out.shape}, got {a.shape} and {rgb.shape}")
